@@ -1,0 +1,91 @@
+using Iced.Intel;
+using Hypervisor.Core.Machine.Cpu;
+using Hypervisor.Core.Machine.Decoding;
+
+namespace Hypervisor.Core.Machine.Execution;
+
+/// <summary>
+/// The one table from mnemonic to executor. Operand forms are resolved at decode time into the
+/// <see cref="DecodedInsn"/>, so one executor serves every form of a mnemonic. A mnemonic with no
+/// entry runs <see cref="Exec.Unimplemented"/>, which stops the CPU with a report.
+/// </summary>
+internal static unsafe class HandlerTable
+{
+    private static readonly delegate* managed<X86Cpu, ref DecodedInsn, void>[] Table = Build();
+
+    public static delegate* managed<X86Cpu, ref DecodedInsn, void> InvalidOpcode => &Exec.InvalidOpcode;
+
+    public static delegate* managed<X86Cpu, ref DecodedInsn, void> For(Mnemonic m)
+    {
+        var h = Table[(int)m];
+        return h != null ? h : &Exec.Unimplemented;
+    }
+
+    public static bool IsImplemented(Mnemonic m) => Table[(int)m] != null;
+
+    private static delegate* managed<X86Cpu, ref DecodedInsn, void>[] Build()
+    {
+        var t = new delegate* managed<X86Cpu, ref DecodedInsn, void>[Enum.GetValues<Mnemonic>().Length];
+
+        // Arithmetic (Exec.Arithmetic.cs)
+        t[(int)Mnemonic.Add]        = &Exec.Add;
+        t[(int)Mnemonic.Sub]        = &Exec.Sub;
+        t[(int)Mnemonic.Cmp]        = &Exec.Cmp;
+        t[(int)Mnemonic.Inc]        = &Exec.Inc;
+        t[(int)Mnemonic.Dec]        = &Exec.Dec;
+
+        // Logical (Exec.Logical.cs)
+        t[(int)Mnemonic.And]        = &Exec.And;
+        t[(int)Mnemonic.Or]         = &Exec.Or;
+        t[(int)Mnemonic.Xor]        = &Exec.Xor;
+        t[(int)Mnemonic.Test]       = &Exec.Test;
+
+        // Shifts and rotates (Exec.Shift.cs)
+
+        // Multiply and divide (Exec.MulDiv.cs)
+
+        // Bit operations (Exec.Bit.cs)
+
+        // Data transfer (Exec.DataTransfer.cs)
+        t[(int)Mnemonic.Mov]        = &Exec.Mov;
+        t[(int)Mnemonic.Nop]        = &Exec.Nop;
+
+        // Stack (Exec.Stack.cs)
+        t[(int)Mnemonic.Push]       = &Exec.Push;
+        t[(int)Mnemonic.Pop]        = &Exec.Pop;
+
+        // Control transfer (Exec.ControlFlow.cs)
+        t[(int)Mnemonic.Jmp]        = &Exec.Jmp;
+        t[(int)Mnemonic.Jo]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jno]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jb]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jae]        = &Exec.Jcc;
+        t[(int)Mnemonic.Je]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jne]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jbe]        = &Exec.Jcc;
+        t[(int)Mnemonic.Ja]         = &Exec.Jcc;
+        t[(int)Mnemonic.Js]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jns]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jp]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jnp]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jl]         = &Exec.Jcc;
+        t[(int)Mnemonic.Jge]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jle]        = &Exec.Jcc;
+        t[(int)Mnemonic.Jg]         = &Exec.Jcc;
+        t[(int)Mnemonic.Call]       = &Exec.Call;
+        t[(int)Mnemonic.Ret]        = &Exec.Ret;
+
+        // String (Exec.String.cs)
+
+        // I/O (Exec.Io.cs)
+        t[(int)Mnemonic.Out]        = &Exec.Out;
+        t[(int)Mnemonic.In]         = &Exec.In;
+
+        // System (Exec.System.cs)
+        t[(int)Mnemonic.Hlt]        = &Exec.Hlt;
+        t[(int)Mnemonic.Cli]        = &Exec.Cli;
+        t[(int)Mnemonic.Sti]        = &Exec.Sti;
+
+        return t;
+    }
+}

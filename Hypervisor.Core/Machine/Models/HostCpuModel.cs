@@ -1,0 +1,94 @@
+using System.Text;
+
+namespace Hypervisor.Core.Machine.Models;
+
+/// <summary>
+/// A named CPU model: what "the hardware" reports through CPUID, and the few facts about it the
+/// machine needs (physical address width, RAP size). The CPUID advertises only what the software
+/// CPU implements, so a guest that checks CPUID never meets a missing feature.
+/// </summary>
+public sealed class HostCpuModel
+{
+    public HostCpuModel(string name, string description, string vendor, CpuidTable cpuid, int maxPhysAddrBits, int rapEntries, uint resetEdx)
+    {
+        Name = name;
+        Description = description;
+        Vendor = vendor;
+        Cpuid = cpuid;
+        MaxPhysAddrBits = maxPhysAddrBits;
+        RapEntries = rapEntries;
+        ResetEdx = resetEdx;
+    }
+
+    public string Name { get; }
+    public string Description { get; }
+    /// <summary>"AuthenticAMD" or "GenuineIntel".</summary>
+    public string Vendor { get; }
+    public CpuidTable Cpuid { get; }
+    public int MaxPhysAddrBits { get; }
+    /// <summary>Return address predictor entries the hardware has.</summary>
+    public int RapEntries { get; }
+    /// <summary>EDX after RESET: family/model/stepping signature.</summary>
+    public uint ResetEdx { get; }
+
+    public bool Has1GbPages => (Cpuid.Lookup(0x80000001, 0).Edx & (1u << 26)) != 0;
+
+    public bool HasFeature(uint function, uint index, char register, int bit)
+    {
+        var e = Cpuid.Lookup(function, index);
+        uint r = register switch { 'a' => e.Eax, 'b' => e.Ebx, 'c' => e.Ecx, _ => e.Edx };
+        return (r & (1u << bit)) != 0;
+    }
+
+    // Feature bits the software CPU implements (CPUID bit positions from the SDM / APM).
+    internal const uint Leaf1Edx = (1u << 3) /*PSE*/ | (1u << 4) /*TSC*/ | (1u << 5) /*MSR*/ | (1u << 6) /*PAE*/
+        | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/;
+    internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/ | (1u << 26) /*XSAVE*/;
+    internal const uint Leaf7Ebx = (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
+    internal const uint Ext1Ecx = (1u << 0) /*LAHF/SAHF*/ | (1u << 5) /*ABM: LZCNT*/;
+    internal const uint Ext1Edx = (1u << 11) /*SYSCALL*/ | (1u << 20) /*NX*/ | (1u << 26) /*1GB pages*/ | (1u << 27) /*RDTSCP*/ | (1u << 29) /*LM*/;
+
+    private static void SetVendor(CpuidTable t, uint maxBasic, string vendor)
+    {
+        var b = Encoding.ASCII.GetBytes(vendor);
+        t.Set(0, 0, maxBasic, BitConverter.ToUInt32(b, 0), BitConverter.ToUInt32(b, 8), BitConverter.ToUInt32(b, 4));
+    }
+
+    private static void SetBrand(CpuidTable t, string brand)
+    {
+        var b = new byte[48];
+        Encoding.ASCII.GetBytes(brand).AsSpan(0, Math.Min(47, brand.Length)).CopyTo(b);
+        for (uint leaf = 0; leaf < 3; leaf++)
+        {
+            int o = (int)leaf * 16;
+            t.Set(0x80000002 + leaf, 0, BitConverter.ToUInt32(b, o), BitConverter.ToUInt32(b, o + 4), BitConverter.ToUInt32(b, o + 8), BitConverter.ToUInt32(b, o + 12));
+        }
+    }
+
+    /// <summary>An AMD Zen 5-class processor (family 1Ah), 48-bit physical addresses, 64-entry RAP.</summary>
+    public static HostCpuModel Zen5 { get; } = CreateZen5();
+
+    public static HostCpuModel Default => Zen5;
+
+    public static IReadOnlyList<HostCpuModel> All { get; } = new[] { Zen5 };
+
+    public static HostCpuModel? Find(string name) =>
+        All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    private static HostCpuModel CreateZen5()
+    {
+        const uint signature = 0x00B40F40; // family 1Ah (0Fh + 0Bh), model 40h, stepping 0
+        var t = new CpuidTable();
+        SetVendor(t, 0xD, "AuthenticAMD");
+        t.Set(1, 0, signature, (8u << 8) | (1u << 16), Leaf1Ecx, Leaf1Edx);
+        t.Set(7, 0, 0, Leaf7Ebx, 0, 0, indexed: true);
+        // XSAVE: only the x87 component is architecturally present (bit 0 is always set in XCR0).
+        t.Set(0xD, 0, 1, 576, 576, 0, indexed: true);
+        t.Set(0x80000000, 0, 0x80000021, 0, 0, 0);
+        t.Set(0x80000001, 0, signature, 0, Ext1Ecx, Ext1Edx);
+        SetBrand(t, "hv virtual AMD Zen 5-class processor");
+        t.Set(0x80000008, 0, 48u | (48u << 8), 0, 0, 0);
+        t.Set(0x80000021, 0, 0, 0, 0, 0);
+        return new HostCpuModel("zen5", "AMD Zen 5-class processor", "AuthenticAMD", t, 48, 64, signature);
+    }
+}

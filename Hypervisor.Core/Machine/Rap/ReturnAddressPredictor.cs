@@ -1,0 +1,131 @@
+namespace Hypervisor.Core.Machine.Rap;
+
+/// <summary>Which world created (or consumes) a RAP entry.</summary>
+public enum RapDomain : byte
+{
+    Host = 0,
+    /// <summary>The L1 guest (a VM run by this hypervisor).</summary>
+    Guest = 1,
+    /// <summary>A nested (L2) guest run by the L1 guest.</summary>
+    NestedGuest = 2,
+}
+
+/// <summary>One predicted return address and the domain that pushed it.</summary>
+public readonly record struct RapEntry(ulong ReturnAddress, RapDomain Domain);
+
+/// <summary>
+/// The return address predictor (AMD's RAP, Intel's RSB): CALL pushes the return address, RET
+/// pops the newest entry and predicts it. A circular stack: when full, a push overwrites the
+/// oldest entry; when empty, RET has no prediction. Unlike hardware it shows its contents and
+/// counts what matters for ERAPS and RSB stuffing: mispredictions and cross-domain uses.
+/// </summary>
+public sealed class ReturnAddressPredictor
+{
+    private readonly RapEntry[] _entries;
+    private int _top;     // index of the next free slot
+    private int _count;   // valid entries (≤ Capacity)
+
+    public ReturnAddressPredictor(int physicalEntries)
+    {
+        if (physicalEntries is < 1 or > 1024)
+            throw new ArgumentOutOfRangeException(nameof(physicalEntries), physicalEntries, "RAP size must be 1..1024 entries");
+        PhysicalEntries = physicalEntries;
+        Capacity = physicalEntries;
+        _entries = new RapEntry[physicalEntries];
+    }
+
+    /// <summary>Entries the hardware has (CPUID 0x80000021 EBX[23:16] on ERAPS parts).</summary>
+    public int PhysicalEntries { get; }
+    /// <summary>Entries in use now: the vendor limits a guest to the legacy 32 unless allowed more.</summary>
+    public int Capacity { get; private set; }
+    public int Count => _count;
+
+    public long Calls { get; private set; }
+    public long Returns { get; private set; }
+    /// <summary>RETs whose predicted address was the actual target.</summary>
+    public long Predictions { get; private set; }
+    public long Mispredictions { get; private set; }
+    /// <summary>RETs with no entry to predict from.</summary>
+    public long Underflows { get; private set; }
+    /// <summary>RETs that consumed an entry created in another domain: what ERAPS and RSB filling prevent.</summary>
+    public long CrossDomainUses { get; private set; }
+    public long Clears { get; private set; }
+
+    /// <summary>Changes how many entries are usable; entries beyond the new capacity are dropped.</summary>
+    public void SetCapacity(int entries)
+    {
+        if (entries < 1 || entries > PhysicalEntries)
+            throw new ArgumentOutOfRangeException(nameof(entries), entries, $"RAP capacity must be 1..{PhysicalEntries}");
+        if (entries == Capacity) return;
+        var keep = Snapshot();
+        Capacity = entries;
+        Array.Clear(_entries);
+        _top = _count = 0;
+        foreach (var e in keep.Skip(Math.Max(0, keep.Count - entries)))
+            Push(e);
+    }
+
+    public void Call(ulong returnAddress, RapDomain domain)
+    {
+        Calls++;
+        Push(new RapEntry(returnAddress, domain));
+    }
+
+    /// <summary>Pops the prediction for a RET whose real target is <paramref name="actualTarget"/>.</summary>
+    public void Return(ulong actualTarget, RapDomain domain)
+    {
+        Returns++;
+        if (_count == 0)
+        {
+            Underflows++;
+            Mispredictions++;
+            return;
+        }
+        _top = (_top - 1 + Capacity) % Capacity;
+        _count--;
+        var e = _entries[_top];
+        if (e.Domain != domain)
+            CrossDomainUses++;
+        if (e.ReturnAddress == actualTarget)
+            Predictions++;
+        else
+            Mispredictions++;
+    }
+
+    private void Push(RapEntry e)
+    {
+        _entries[_top] = e;
+        _top = (_top + 1) % Capacity;
+        if (_count < Capacity) _count++;
+    }
+
+    /// <summary>Drops every entry (ERAPS clear, or a host flush).</summary>
+    public void Clear()
+    {
+        Array.Clear(_entries);
+        _top = _count = 0;
+        Clears++;
+    }
+
+    /// <summary>Overwrites the whole RAP with entries of one domain, as the host's RSB-filling
+    /// sequence does (32 CALLs whose returns are never taken).</summary>
+    public void Fill(int entries, ulong address, RapDomain domain)
+    {
+        for (int k = 0; k < entries; k++)
+            Push(new RapEntry(address, domain));
+    }
+
+    /// <summary>Entries oldest first.</summary>
+    public IReadOnlyList<RapEntry> Snapshot()
+    {
+        var list = new List<RapEntry>(_count);
+        for (int k = _count; k > 0; k--)
+            list.Add(_entries[(_top - k + Capacity * 2) % Capacity]);
+        return list;
+    }
+
+    public void ResetCounters()
+    {
+        Calls = Returns = Predictions = Mispredictions = Underflows = CrossDomainUses = Clears = 0;
+    }
+}
