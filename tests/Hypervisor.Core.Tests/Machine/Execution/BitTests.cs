@@ -121,6 +121,24 @@ public class BitTests
     }
 
     [Test]
+    public void BitTest_RealModeNegativeOffset_WrapsWithin64KSegment()
+    {
+        // bts word [bx], cx with BX = 2 and CX = -32: word unit -2, so the word at DS:0xFFFE, bit 0.
+        using var m = new GuestMachine(GuestMode.Real);
+        m.Memory.WriteU32(0x2_FFFC, 0x8000_0000);
+        m.RunToHlt(a =>
+        {
+            a.mov(ax, 0x2000);
+            a.mov(ds, ax);
+            a.mov(bx, 2);
+            a.mov(cx, 0xFFE0);
+            a.bts(__word_ptr[bx], cx);
+        });
+        Assert.That(m.Memory.ReadU32(0x2_FFFC), Is.EqualTo(0x8001_0000u));
+        Assert.That(m.Flags & F.CF, Is.EqualTo(0UL));
+    }
+
+    [Test]
     public void BitTest_LockedMemoryForm_Works()
     {
         using var m = new GuestMachine(GuestMode.Long64);
