@@ -240,7 +240,9 @@ internal sealed unsafe class BlockTranslator
         {
             d.Index = MapRegister(ins.MemoryIndex).Reg;
             d.Scale = (byte)System.Numerics.BitOperations.Log2((uint)ins.MemoryIndexScale);
-            d.AddrSize = (byte)RegisterSize(ins.MemoryIndex);
+            // The base sets the address size when there is one: XLAT's "index" is AL.
+            if (ins.MemoryBase == Register.None)
+                d.AddrSize = (byte)RegisterSize(ins.MemoryIndex);
         }
         if (ins.MemoryBase == Register.None && ins.MemoryIndex == Register.None)
             d.AddrSize = (byte)(codeBits == 64 ? 8 : ins.MemoryDisplSize is 2 or 4 ? ins.MemoryDisplSize : codeBits / 8);

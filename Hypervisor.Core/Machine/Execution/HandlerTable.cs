@@ -45,10 +45,83 @@ internal static unsafe class HandlerTable
         // Multiply and divide (Exec.MulDiv.cs)
 
         // Bit operations (Exec.Bit.cs)
+        t[(int)Mnemonic.Bt]         = &Exec.Bt;
+        t[(int)Mnemonic.Bts]        = &Exec.Bts;
+        t[(int)Mnemonic.Btr]        = &Exec.Btr;
+        t[(int)Mnemonic.Btc]        = &Exec.Btc;
+        t[(int)Mnemonic.Bsf]        = &Exec.Bsf;
+        t[(int)Mnemonic.Bsr]        = &Exec.Bsr;
+        t[(int)Mnemonic.Popcnt]     = &Exec.Popcnt;
+        t[(int)Mnemonic.Lzcnt]      = &Exec.Lzcnt;
+        t[(int)Mnemonic.Tzcnt]      = &Exec.Tzcnt;
+
+        // Flag control (Exec.FlagOps.cs)
+        t[(int)Mnemonic.Clc]        = &Exec.Clc;
+        t[(int)Mnemonic.Stc]        = &Exec.Stc;
+        t[(int)Mnemonic.Cmc]        = &Exec.Cmc;
+        t[(int)Mnemonic.Cld]        = &Exec.Cld;
+        t[(int)Mnemonic.Std]        = &Exec.Std;
+        t[(int)Mnemonic.Lahf]       = &Exec.Lahf;
+        t[(int)Mnemonic.Sahf]       = &Exec.Sahf;
+
+        // Conditional move and set (Exec.Conditional.cs)
+        t[(int)Mnemonic.Cmovo]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovno]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovb]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovae]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmove]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovne]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovbe]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmova]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovs]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovns]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovp]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovnp]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovl]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovge]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovle]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovg]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Seto]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setno]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setb]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setae]      = &Exec.Setcc;
+        t[(int)Mnemonic.Sete]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setne]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setbe]      = &Exec.Setcc;
+        t[(int)Mnemonic.Seta]       = &Exec.Setcc;
+        t[(int)Mnemonic.Sets]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setns]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setp]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setnp]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setl]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setge]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setle]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setg]       = &Exec.Setcc;
 
         // Data transfer (Exec.DataTransfer.cs)
         t[(int)Mnemonic.Mov]        = &Exec.Mov;
         t[(int)Mnemonic.Nop]        = &Exec.Nop;
+        t[(int)Mnemonic.Pause]      = &Exec.Nop;
+        t[(int)Mnemonic.Reservednop] = &Exec.Nop;
+        t[(int)Mnemonic.Endbr32]    = &Exec.Nop;
+        t[(int)Mnemonic.Endbr64]    = &Exec.Nop;
+        t[(int)Mnemonic.Movzx]      = &Exec.Movzx;
+        t[(int)Mnemonic.Movsx]      = &Exec.Movsx;
+        t[(int)Mnemonic.Movsxd]     = &Exec.Movsxd;
+        t[(int)Mnemonic.Lea]        = &Exec.Lea;
+        t[(int)Mnemonic.Xchg]       = &Exec.Xchg;
+        t[(int)Mnemonic.Bswap]      = &Exec.Bswap;
+        t[(int)Mnemonic.Xlatb]      = &Exec.Xlatb;
+        t[(int)Mnemonic.Cbw]        = &Exec.Cbw;
+        t[(int)Mnemonic.Cwde]       = &Exec.Cwde;
+        t[(int)Mnemonic.Cdqe]       = &Exec.Cdqe;
+        t[(int)Mnemonic.Cwd]        = &Exec.Cwd;
+        t[(int)Mnemonic.Cdq]        = &Exec.Cdq;
+        t[(int)Mnemonic.Cqo]        = &Exec.Cqo;
+        t[(int)Mnemonic.Xadd]       = &Exec.Xadd;
+        t[(int)Mnemonic.Cmpxchg]    = &Exec.Cmpxchg;
+        t[(int)Mnemonic.Cmpxchg8b]  = &Exec.Cmpxchg8b;
+        t[(int)Mnemonic.Cmpxchg16b] = &Exec.Cmpxchg16b;
 
         // Stack (Exec.Stack.cs)
         t[(int)Mnemonic.Push]       = &Exec.Push;
