@@ -98,6 +98,13 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Setle]      = &Exec.Setcc;
         t[(int)Mnemonic.Setg]       = &Exec.Setcc;
 
+        // BMI1 (Exec.Bmi.cs)
+        t[(int)Mnemonic.Andn]       = &Exec.Andn;
+        t[(int)Mnemonic.Bextr]      = &Exec.Bextr;
+        t[(int)Mnemonic.Blsi]       = &Exec.Blsi;
+        t[(int)Mnemonic.Blsmsk]     = &Exec.Blsmsk;
+        t[(int)Mnemonic.Blsr]       = &Exec.Blsr;
+
         // Data transfer (Exec.DataTransfer.cs)
         t[(int)Mnemonic.Mov]        = &Exec.Mov;
         t[(int)Mnemonic.Nop]        = &Exec.Nop;

@@ -61,7 +61,7 @@ public sealed class HostCpuModel
     internal const uint Leaf1Edx = (1u << 3) /*PSE*/ | (1u << 4) /*TSC*/ | (1u << 5) /*MSR*/ | (1u << 6) /*PAE*/
         | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/;
     internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/ | (1u << 26) /*XSAVE*/;
-    internal const uint Leaf7Ebx = (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
+    internal const uint Leaf7Ebx = (1u << 3) /*BMI1*/ | (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
     internal const uint Ext1Ecx = (1u << 0) /*LAHF/SAHF*/ | (1u << 5) /*ABM: LZCNT*/;
     internal const uint Ext1Edx = (1u << 11) /*SYSCALL*/ | (1u << 20) /*NX*/ | (1u << 26) /*1GB pages*/ | (1u << 27) /*RDTSCP*/ | (1u << 29) /*LM*/;
 
