@@ -3,9 +3,10 @@ using Hypervisor.Core.Machine.Decoding;
 
 namespace Hypervisor.Core.Machine.Execution;
 
-/// <summary>ADD/ADC/SUB/SBB/CMP/NEG/INC/DEC with exact flags (lazily computed). The LOCK prefix
-/// needs no work here: Iced already marks LOCK on a register destination or on CMP invalid (#UD),
-/// and one vCPU's read-modify-write is not interleaved with anything.</summary>
+/// <summary>ADD/ADC/SUB/SBB/CMP/NEG/INC/DEC with exact flags (lazily computed). LOCK misuse (a
+/// register destination, CMP, TEST, shifts, multiplies) is already invalid in Iced's decode, hence
+/// #UD. A locked read-modify-write runs as a plain read then write: that is atomic for one vCPU, but
+/// vCPUs on separate host threads would need an atomic update from the memory layer.</summary>
 internal static unsafe partial class Exec
 {
     public static void Add(X86Cpu c, ref DecodedInsn i) => EmitAddSub(c, ref i, subtract: false, withCarry: false, write: true);

@@ -36,6 +36,7 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Adc]        = &Exec.Adc;
         t[(int)Mnemonic.Sbb]        = &Exec.Sbb;
         t[(int)Mnemonic.Neg]        = &Exec.Neg;
+        // decimal adjusts (Exec.Decimal.cs)
         t[(int)Mnemonic.Daa]        = &Exec.Daa;
         t[(int)Mnemonic.Das]        = &Exec.Das;
         t[(int)Mnemonic.Aaa]        = &Exec.Aaa;
