@@ -33,16 +33,41 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Cmp]        = &Exec.Cmp;
         t[(int)Mnemonic.Inc]        = &Exec.Inc;
         t[(int)Mnemonic.Dec]        = &Exec.Dec;
+        t[(int)Mnemonic.Adc]        = &Exec.Adc;
+        t[(int)Mnemonic.Sbb]        = &Exec.Sbb;
+        t[(int)Mnemonic.Neg]        = &Exec.Neg;
+        // decimal adjusts (Exec.Decimal.cs)
+        t[(int)Mnemonic.Daa]        = &Exec.Daa;
+        t[(int)Mnemonic.Das]        = &Exec.Das;
+        t[(int)Mnemonic.Aaa]        = &Exec.Aaa;
+        t[(int)Mnemonic.Aas]        = &Exec.Aas;
+        t[(int)Mnemonic.Aam]        = &Exec.Aam;
+        t[(int)Mnemonic.Aad]        = &Exec.Aad;
 
         // Logical (Exec.Logical.cs)
         t[(int)Mnemonic.And]        = &Exec.And;
         t[(int)Mnemonic.Or]         = &Exec.Or;
         t[(int)Mnemonic.Xor]        = &Exec.Xor;
         t[(int)Mnemonic.Test]       = &Exec.Test;
+        t[(int)Mnemonic.Not]        = &Exec.Not;
 
         // Shifts and rotates (Exec.Shift.cs)
+        t[(int)Mnemonic.Shl]        = &Exec.Shl;
+        t[(int)Mnemonic.Sal]        = &Exec.Shl;
+        t[(int)Mnemonic.Shr]        = &Exec.Shr;
+        t[(int)Mnemonic.Sar]        = &Exec.Sar;
+        t[(int)Mnemonic.Rol]        = &Exec.Rol;
+        t[(int)Mnemonic.Ror]        = &Exec.Ror;
+        t[(int)Mnemonic.Rcl]        = &Exec.Rcl;
+        t[(int)Mnemonic.Rcr]        = &Exec.Rcr;
+        t[(int)Mnemonic.Shld]       = &Exec.Shld;
+        t[(int)Mnemonic.Shrd]       = &Exec.Shrd;
 
         // Multiply and divide (Exec.MulDiv.cs)
+        t[(int)Mnemonic.Mul]        = &Exec.Mul;
+        t[(int)Mnemonic.Imul]       = &Exec.Imul;
+        t[(int)Mnemonic.Div]        = &Exec.Div;
+        t[(int)Mnemonic.Idiv]       = &Exec.Idiv;
 
         // Bit operations (Exec.Bit.cs)
         t[(int)Mnemonic.Bt]         = &Exec.Bt;
