@@ -158,6 +158,18 @@ internal static unsafe class HandlerTable
         // Stack (Exec.Stack.cs)
         t[(int)Mnemonic.Push]       = &Exec.Push;
         t[(int)Mnemonic.Pop]        = &Exec.Pop;
+        t[(int)Mnemonic.Pusha]      = &Exec.Pusha;
+        t[(int)Mnemonic.Pushad]     = &Exec.Pushad;
+        t[(int)Mnemonic.Popa]       = &Exec.Popa;
+        t[(int)Mnemonic.Popad]      = &Exec.Popad;
+        t[(int)Mnemonic.Pushf]      = &Exec.Pushf;
+        t[(int)Mnemonic.Pushfd]     = &Exec.Pushfd;
+        t[(int)Mnemonic.Pushfq]     = &Exec.Pushfq;
+        t[(int)Mnemonic.Popf]       = &Exec.Popf;
+        t[(int)Mnemonic.Popfd]      = &Exec.Popfd;
+        t[(int)Mnemonic.Popfq]      = &Exec.Popfq;
+        t[(int)Mnemonic.Enter]      = &Exec.Enter;
+        t[(int)Mnemonic.Leave]      = &Exec.Leave;
 
         // Control transfer (Exec.ControlFlow.cs)
         t[(int)Mnemonic.Jmp]        = &Exec.Jmp;
@@ -179,12 +191,45 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Jg]         = &Exec.Jcc;
         t[(int)Mnemonic.Call]       = &Exec.Call;
         t[(int)Mnemonic.Ret]        = &Exec.Ret;
+        t[(int)Mnemonic.Retf]       = &Exec.Retf;
+        t[(int)Mnemonic.Loop]       = &Exec.Loop;
+        t[(int)Mnemonic.Loope]      = &Exec.Loope;
+        t[(int)Mnemonic.Loopne]     = &Exec.Loopne;
+        t[(int)Mnemonic.Jcxz]       = &Exec.Jrcxz;
+        t[(int)Mnemonic.Jecxz]      = &Exec.Jrcxz;
+        t[(int)Mnemonic.Jrcxz]      = &Exec.Jrcxz;
 
         // String (Exec.String.cs)
+        t[(int)Mnemonic.Movsb]      = &Exec.Movsb;
+        t[(int)Mnemonic.Movsw]      = &Exec.Movsw;
+        t[(int)Mnemonic.Movsd]      = &Exec.Movsd;
+        t[(int)Mnemonic.Movsq]      = &Exec.Movsq;
+        t[(int)Mnemonic.Stosb]      = &Exec.Stosb;
+        t[(int)Mnemonic.Stosw]      = &Exec.Stosw;
+        t[(int)Mnemonic.Stosd]      = &Exec.Stosd;
+        t[(int)Mnemonic.Stosq]      = &Exec.Stosq;
+        t[(int)Mnemonic.Lodsb]      = &Exec.Lodsb;
+        t[(int)Mnemonic.Lodsw]      = &Exec.Lodsw;
+        t[(int)Mnemonic.Lodsd]      = &Exec.Lodsd;
+        t[(int)Mnemonic.Lodsq]      = &Exec.Lodsq;
+        t[(int)Mnemonic.Cmpsb]      = &Exec.Cmpsb;
+        t[(int)Mnemonic.Cmpsw]      = &Exec.Cmpsw;
+        t[(int)Mnemonic.Cmpsd]      = &Exec.Cmpsd;
+        t[(int)Mnemonic.Cmpsq]      = &Exec.Cmpsq;
+        t[(int)Mnemonic.Scasb]      = &Exec.Scasb;
+        t[(int)Mnemonic.Scasw]      = &Exec.Scasw;
+        t[(int)Mnemonic.Scasd]      = &Exec.Scasd;
+        t[(int)Mnemonic.Scasq]      = &Exec.Scasq;
 
         // I/O (Exec.Io.cs)
         t[(int)Mnemonic.Out]        = &Exec.Out;
         t[(int)Mnemonic.In]         = &Exec.In;
+        t[(int)Mnemonic.Insb]       = &Exec.Insb;
+        t[(int)Mnemonic.Insw]       = &Exec.Insw;
+        t[(int)Mnemonic.Insd]       = &Exec.Insd;
+        t[(int)Mnemonic.Outsb]      = &Exec.Outsb;
+        t[(int)Mnemonic.Outsw]      = &Exec.Outsw;
+        t[(int)Mnemonic.Outsd]      = &Exec.Outsd;
 
         // System (Exec.System.cs)
         t[(int)Mnemonic.Hlt]        = &Exec.Hlt;
