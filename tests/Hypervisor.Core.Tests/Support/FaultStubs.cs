@@ -32,8 +32,8 @@ public static class FaultStubs
             {
                 // mov byte cs:[0x0F00], v ; hlt (CS = StubBase >> 4, so the slot is 0x3F00)
                 GuestMode.Real => new byte[] { 0x2E, 0xC6, 0x06, 0x00, 0x0F, (byte)v, 0xF4 },
-                // mov byte [0x3F00], v ; hlt
-                GuestMode.Protected32 => new byte[] { 0xC6, 0x05, 0x00, 0x3F, 0x00, 0x00, (byte)v, 0xF4 },
+                // mov byte ss:[0x3F00], v ; hlt (SS is the ring-0 stack; DS may have been nulled)
+                GuestMode.Protected32 => new byte[] { 0x36, 0xC6, 0x05, 0x00, 0x3F, 0x00, 0x00, (byte)v, 0xF4 },
                 _ => new byte[] { 0xC6, 0x04, 0x25, 0x00, 0x3F, 0x00, 0x00, (byte)v, 0xF4 },
             };
             mem.Write(stub, code);
@@ -57,7 +57,8 @@ public static class FaultStubs
             m.Cpu.Idtr = new DescriptorTable { Base = GuestMachine.IdtBase, Limit = 32 * 16 - 1 };
         // A TSS whose ring-0 stack is KernelStackTop (64-bit layout: RSP0 at 4; 32-bit: ESP0 at 4, SS0 at 8).
         mem.WriteU64(TssBase + 4, KernelStackTop);
-        mem.WriteU32(TssBase + 8, 0x10);
+        if (m.Mode == GuestMode.Protected32)
+            mem.WriteU32(TssBase + 8, 0x10);
         mem.Write(TssBase + 0x66, new byte[] { 0x68, 0x00 }); // I/O bitmap offset = limit + 1: no bitmap
         m.Cpu.SetSegment(SegReg.Tr, new Segment { Selector = 0, Base = TssBase, Limit = 0x67, Attributes = 0x8B });
     }
@@ -117,6 +118,16 @@ public static class FaultStubs
         build(a);
         var r = Load(m, a);
         return (m.Run(), r);
+    }
+
+    /// <summary>Assembles a routine at a fixed address without touching RIP (tests use it as a constant).</summary>
+    public static void Place(GuestMachine m, ulong address, Action<Assembler> build, int bitness = 0)
+    {
+        var a = bitness == 0 ? m.NewAssembler() : new Assembler(bitness);
+        build(a);
+        var stream = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(stream), address);
+        m.Memory.Write(address, stream.ToArray());
     }
 
     /// <summary>Linear address of a label in assembled code.</summary>
