@@ -130,6 +130,26 @@ public static class FaultStubs
         m.Memory.Write(address, stream.ToArray());
     }
 
+    /// <summary>Long mode only: maps the 2 MiB region around <paramref name="page"/> with 4 KiB
+    /// identity pages (page table at 0x120000 + region index × 4 KiB) and sets whether
+    /// <paramref name="page"/> itself is present. Flushes the TLB.</summary>
+    public static void SetPagePresent(GuestMachine m, ulong page, bool present)
+    {
+        ulong region = page & ~0x1FFFFFUL;
+        ulong e = region >> 21;
+        ulong pt = 0x120000 + e * 0x1000;
+        ulong pde = GuestMachine.Pml4Base + 0x2000 + (region >> 30) * 0x1000 + (e & 511) * 8;
+        if ((m.Memory.ReadU64(pde) & 0x80) != 0)
+        {
+            for (ulong k = 0; k < 512; k++)
+                m.Memory.WriteU64(pt + k * 8, (region + k * 0x1000) | 7);
+            m.Memory.WriteU64(pde, pt | 7);
+        }
+        ulong pteAddr = pt + ((page >> 12) & 511) * 8;
+        m.Memory.WriteU64(pteAddr, (page & ~0xFFFUL) | (present ? 7UL : 0UL));
+        m.Cpu.FlushTlbAll();
+    }
+
     /// <summary>Linear address of a label in assembled code.</summary>
     public static ulong Address(this AssemblerResult r, Label l) => r.GetLabelRIP(l);
 }
