@@ -206,9 +206,11 @@ public sealed unsafe partial class X86Cpu
 {
     /// <summary>After a return to an outer privilege level, data segments the new CPL may not use
     /// are loaded with null (SDM "RET", "IRET": DS, ES, FS, GS with DPL &lt; CPL and not conforming code).</summary>
+    private static readonly int[] DataSegments = { SegReg.Es, SegReg.Ds, SegReg.Fs, SegReg.Gs };
+
     internal void NullOuterDataSegments()
     {
-        foreach (int s in new[] { SegReg.Es, SegReg.Ds, SegReg.Fs, SegReg.Gs })
+        foreach (int s in DataSegments)
         {
             ref var seg = ref Segs[s];
             bool conformingCode = seg.IsCode && (seg.Type & 4) != 0;
