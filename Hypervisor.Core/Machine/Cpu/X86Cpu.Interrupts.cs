@@ -49,6 +49,10 @@ public sealed unsafe partial class X86Cpu
             uint error = _pendingError;
             _pendingVector = -1;
             _abort = false;
+            // CR2 takes the faulting address when the #PF is recognized, even when it then
+            // escalates to #DF (as Bochs models it): the #DF handler can see what failed.
+            if (vector == Vector.PF)
+                Cr2 = _pendingCr2;
             if (previous >= 0)
             {
                 if (previous == Vector.DF)
@@ -68,9 +72,6 @@ public sealed unsafe partial class X86Cpu
                     error |= 1; // EXT: met while delivering an earlier exception
                 }
             }
-            // CR2 is loaded as the #PF is delivered, even if its delivery then faults (SDM §4.7).
-            if (vector == Vector.PF)
-                Cr2 = _pendingCr2;
             previous = vector;
             DeliverEvent(vector, EventKind.Exception, HasErrorCode(vector), error);
             if (_exitPending)
