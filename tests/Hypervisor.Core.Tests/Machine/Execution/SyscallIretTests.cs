@@ -350,4 +350,23 @@ public class SyscallIretTests
         Assert.That(m.Cpu.GetGpr(Gpr.R14), Is.EqualTo(2));
         Assert.That(m.Cpu.GetGpr(Gpr.Rsp), Is.EqualTo(GuestMachine.StackTop));
     }
+
+    [Test]
+    public void Iretd_ToVirtual8086Mode_StopsWithAClearReport()
+    {
+        using var m = new GuestMachine(GuestMode.Protected32);
+        var exit = SystemGuest.Run(m, a =>
+        {
+            for (int k = 0; k < 4; k++) a.push(0); // GS, FS, DS, ES
+            a.push(0);
+            a.push(0x7000);
+            a.push(0x20002);        // VM
+            a.push(0);
+            a.push(0);
+            a.iretd();
+        });
+        Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Unimplemented));
+        Assert.That(exit.Message, Does.Contain("virtual-8086"));
+        Assert.That(m.Cpu.IsV86Mode, Is.False);
+    }
 }

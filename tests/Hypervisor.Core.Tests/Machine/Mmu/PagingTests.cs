@@ -429,4 +429,17 @@ public class PagingTests
         Assert.That(m.Cpu.WriteCr0(m.Cpu.Cr0 | Cr0.Pg), Is.False);
         Assert.That(m.Cpu.IsPaging, Is.False);
     }
+
+    [Test]
+    public void Pae_Cr4WriteChangingPge_ReloadsPdptesAndChecksThem()
+    {
+        using var m = Pae();
+        m.Memory.WriteU64(Pdpt + 8, PdB | 1 | (1UL << 6)); // now invalid in memory
+        Assert.That(m.Cpu.WriteCr4(Cr4.Pae), Is.True, "no paging bit changes: no reload");
+        Assert.That(m.Cpu.WriteCr4(Cr4.Pae | Cr4.Pge), Is.False, "changing PGE reloads the PDPTEs");
+        Assert.That(m.Cpu.Cr4 & Cr4.Pge, Is.Zero);
+        m.Memory.WriteU64(Pdpt + 8, PdB | 1);
+        Assert.That(m.Cpu.WriteCr4(Cr4.Pae | Cr4.Pge), Is.True);
+        Assert.That(m.Cpu.Pdpte[1], Is.EqualTo(PdB | 1));
+    }
 }
