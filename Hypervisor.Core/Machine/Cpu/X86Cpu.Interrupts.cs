@@ -49,6 +49,10 @@ public sealed unsafe partial class X86Cpu
             uint error = _pendingError;
             _pendingVector = -1;
             _abort = false;
+            // Guest mode: an intercepted vector leaves before delivery (and before CR2 changes:
+            // the hypervisor gets the fault address in the exit information instead).
+            if (InterceptException(vector, HasErrorCode(vector), error, vector == Vector.PF ? _pendingCr2 : 0))
+                return false;
             // CR2 takes the faulting address when the #PF is recognized, even when it then
             // escalates to #DF (as Bochs models it): the #DF handler can see what failed.
             if (vector == Vector.PF)
@@ -83,6 +87,8 @@ public sealed unsafe partial class X86Cpu
 
     internal void Shutdown(string reason)
     {
+        if (InterceptShutdown())
+            return;
         _exit = new CpuExit { Reason = CpuExitReason.Shutdown, Message = reason, Address = Rip };
         _exitPending = true;
         _abort = true;

@@ -86,6 +86,8 @@ public enum CpuExitReason
     InstructionLimit,
     /// <summary>The host asked the CPU to stop (<see cref="X86Cpu.RequestStop"/>).</summary>
     StopRequested,
+    /// <summary>Guest mode: an intercepted event; details in <see cref="X86Cpu.LastIntercept"/>.</summary>
+    Intercept,
 }
 
 /// <summary>The record the CPU leaves when it stops.</summary>

@@ -1,5 +1,6 @@
 using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Decoding;
+using Hypervisor.Core.Machine.Virtualization;
 
 namespace Hypervisor.Core.Machine.Execution;
 
@@ -8,6 +9,7 @@ internal static unsafe partial class Exec
 {
     public static void Cpuid(X86Cpu c, ref DecodedInsn i)
     {
+        if (c.InterceptInstruction(InterceptReason.Cpuid, ref i)) return;
         var e = c.QueryCpuid((uint)c.GetGpr(Gpr.Rax), (uint)c.GetGpr(Gpr.Rcx));
         c.WriteReg(Gpr.Rax, 4, e.Eax);
         c.WriteReg(Gpr.Rbx, 4, e.Ebx);
@@ -37,6 +39,14 @@ internal static unsafe partial class Exec
         if (!RequireOsxsave(c)) return;
         if (!RequireCpl0(c)) return;
         ulong v = ((ulong)(uint)c.GetGpr(Gpr.Rdx) << 32) | (uint)c.GetGpr(Gpr.Rax);
+        if (c.Intercepts != null && c.Intercepts.Has(InterceptReason.Xsetbv))
+        {
+            var info = X86Cpu.Basic(InterceptReason.Xsetbv, ref i);
+            info.Value = v;
+            info.Number = (byte)c.GetGpr(Gpr.Rcx);
+            c.RaiseIntercept(info);
+            return;
+        }
         if ((uint)c.GetGpr(Gpr.Rcx) != 0 || !c.IsValidXcr0(v))
         {
             c.RaiseGp0();

@@ -13,6 +13,7 @@ internal static unsafe partial class Exec
         ushort port = (ushort)(i.Kind0 == OperandKind.Imm ? i.Imm & 0xFF : c.ReadReg(Gpr.Rdx, 2));
         int size = i.SrcSize != 0 ? i.SrcSize : i.OpSize;
         if (!c.CheckIoPermission(port, size)) return;
+        if (c.InterceptIo(port, size, isIn: false, isString: false, ref i)) return;
         ulong v = c.ReadReg(Gpr.Rax, size);
         c.RequestExit(new CpuExit { Reason = CpuExitReason.Io, Port = port, Size = (byte)size, IsWrite = true, Data = v, Address = i.Ip }, restart: false);
     }
@@ -22,6 +23,7 @@ internal static unsafe partial class Exec
         ushort port = (ushort)(i.Kind1 == OperandKind.Imm ? i.Imm & 0xFF : c.ReadReg(Gpr.Rdx, 2));
         int size = i.OpSize;
         if (!c.CheckIoPermission(port, size)) return;
+        if (c.InterceptIo(port, size, isIn: true, isString: false, ref i)) return;
         if (c.TakeIoReplay(out ulong v))
         {
             c.WriteReg(Gpr.Rax, size, v);
@@ -41,6 +43,7 @@ internal static unsafe partial class Exec
         ushort port = (ushort)c.ReadReg(Gpr.Rdx, 2);
         // The I/O permission check comes first, even for a repeat count of zero (as QEMU orders it).
         if (!c.CheckIoPermission(port, size)) return;
+        if (c.InterceptIo(port, size, isIn: false, isString: true, ref i)) return;
         int a = i.AddrSize;
         ulong count = i.Rep != 0 ? c.ReadReg(Gpr.Rcx, a) : 1;
         if (count == 0) return;
@@ -66,6 +69,7 @@ internal static unsafe partial class Exec
     {
         ushort port = (ushort)c.ReadReg(Gpr.Rdx, 2);
         if (!c.CheckIoPermission(port, size)) return;
+        if (c.InterceptIo(port, size, isIn: true, isString: true, ref i)) return;
         int a = i.AddrSize;
         ulong count = i.Rep != 0 ? c.ReadReg(Gpr.Rcx, a) : 1;
         if (count == 0) return;

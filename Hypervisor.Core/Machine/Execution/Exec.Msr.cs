@@ -1,5 +1,6 @@
 using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Decoding;
+using Hypervisor.Core.Machine.Virtualization;
 
 namespace Hypervisor.Core.Machine.Execution;
 
@@ -10,6 +11,7 @@ internal static unsafe partial class Exec
     public static void Rdmsr(X86Cpu c, ref DecodedInsn i)
     {
         if (!RequireCpl0(c)) return;
+        if (c.InterceptMsr((uint)c.GetGpr(Gpr.Rcx), write: false, 0, ref i)) return;
         if (!c.ReadMsr((uint)c.GetGpr(Gpr.Rcx), i.BlockIndex, out ulong v))
         {
             c.RaiseGp0();
@@ -23,6 +25,7 @@ internal static unsafe partial class Exec
     {
         if (!RequireCpl0(c)) return;
         ulong v = ((ulong)(uint)c.GetGpr(Gpr.Rdx) << 32) | (uint)c.GetGpr(Gpr.Rax);
+        if (c.InterceptMsr((uint)c.GetGpr(Gpr.Rcx), write: true, v, ref i)) return;
         if (!c.WriteMsr((uint)c.GetGpr(Gpr.Rcx), v, i.BlockIndex))
         {
             c.RaiseGp0();
@@ -42,6 +45,7 @@ internal static unsafe partial class Exec
     public static void Rdtsc(X86Cpu c, ref DecodedInsn i)
     {
         if (!TscAllowed(c)) return;
+        if (c.InterceptInstruction(InterceptReason.Rdtsc, ref i)) return;
         ulong tsc = c.TscAt(i.BlockIndex);
         c.WriteReg(Gpr.Rax, 4, (uint)tsc);
         c.WriteReg(Gpr.Rdx, 4, tsc >> 32);
@@ -51,6 +55,7 @@ internal static unsafe partial class Exec
     {
         if (!c.Model.HasFeature(0x80000001, 0, 'd', 27)) { c.RaiseUd(); return; }
         if (!TscAllowed(c)) return;
+        if (c.InterceptInstruction(InterceptReason.Rdtscp, ref i)) return;
         ulong tsc = c.TscAt(i.BlockIndex);
         c.WriteReg(Gpr.Rax, 4, (uint)tsc);
         c.WriteReg(Gpr.Rdx, 4, tsc >> 32);

@@ -1,5 +1,6 @@
 using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Decoding;
+using Hypervisor.Core.Machine.Virtualization;
 
 namespace Hypervisor.Core.Machine.Execution;
 
@@ -18,6 +19,7 @@ internal static unsafe partial class Exec
     public static void Hlt(X86Cpu c, ref DecodedInsn i)
     {
         if (!RequireCpl0(c)) return;
+        if (c.InterceptInstruction(InterceptReason.Hlt, ref i)) return;
         c.RequestExit(new CpuExit { Reason = CpuExitReason.Hlt, Address = i.Ip }, restart: false);
     }
 
@@ -83,11 +85,13 @@ internal static unsafe partial class Exec
         }
         if (i.Kind1 == OperandKind.Cr)
         {
+            if (c.InterceptCr(write: false, cr, i.Reg0, 0, ref i)) return;
             ulong v = cr switch { 0 => c.Cr0, 2 => c.Cr2, 3 => c.Cr3, 4 => c.Cr4, _ => c.Cr8 };
             c.WriteReg(i.Reg0, size, v);
             return;
         }
         ulong value = c.ReadReg(i.Reg1, size);
+        if (c.InterceptCr(write: true, cr, i.Reg1, value, ref i)) return;
         bool ok = cr switch
         {
             0 => c.WriteCr0(value),
@@ -122,6 +126,8 @@ internal static unsafe partial class Exec
             dr += 2; // DR4/DR5 alias DR6/DR7 when CR4.DE = 0
         }
         if (dr > 7) { c.RaiseUd(); return; }
+        bool write = i.Kind0 == OperandKind.Dr;
+        if (c.InterceptDr(write, i.Kind0 == OperandKind.Dr ? i.Reg0 : i.Reg1, write ? i.Reg1 : i.Reg0, ref i)) return;
         if (i.Kind1 == OperandKind.Dr)
         {
             c.WriteReg(i.Reg0, size, c.Dr[dr]);
@@ -143,6 +149,7 @@ internal static unsafe partial class Exec
         if (!RequireCpl0(c)) return;
         ulong src = c.ReadOperand(ref i, i.Kind0, i.Reg0, 2);
         if (c._abort) return;
+        if (c.InterceptCr(write: true, 0, i.Kind0 == OperandKind.Reg ? i.Reg0 : 0xFF, src & 0xF, ref i)) return;
         ulong cr0 = (c.Cr0 & ~0xEUL) | (src & 0xF);
         if (!c.WriteCr0(cr0)) { c.RaiseGp0(); return; }
         c._stop = true;
@@ -159,11 +166,16 @@ internal static unsafe partial class Exec
     public static void Clts(X86Cpu c, ref DecodedInsn i)
     {
         if (!RequireCpl0(c)) return;
+        if (c.InterceptCr(write: true, 0, 0xFF, c.Cr0 & ~Cpu.Cr0.Ts, ref i)) return;
         c.Cr0 &= ~Cpu.Cr0.Ts;
     }
 
     /// <summary>WBINVD / INVD: privileged; caches are not modelled, so nothing else happens.</summary>
-    public static void Wbinvd(X86Cpu c, ref DecodedInsn i) => RequireCpl0(c);
+    public static void Wbinvd(X86Cpu c, ref DecodedInsn i)
+    {
+        if (RequireCpl0(c))
+            c.InterceptInstruction(i.Mnemonic == Iced.Intel.Mnemonic.Invd ? InterceptReason.Invd : InterceptReason.Wbinvd, ref i);
+    }
 
     /// <summary>UD0, UD1, UD2: the defined invalid opcodes.</summary>
     public static void Ud(X86Cpu c, ref DecodedInsn i) => c.RaiseUd();
@@ -175,6 +187,13 @@ internal static unsafe partial class Exec
         if (!RequireCpl0(c)) return;
         ulong linear = c.SegBase(i.Seg) + c.EffectiveAddress(ref i);
         if (c.CodeBits != 64) linear = (uint)linear;
+        if (c.Intercepts != null && c.Intercepts.Has(InterceptReason.Invlpg))
+        {
+            var info = X86Cpu.Basic(InterceptReason.Invlpg, ref i);
+            info.Address = linear;
+            c.RaiseIntercept(info);
+            return;
+        }
         c.InvalidatePage(linear);
         c._stop = true; // the code of this very block may have been remapped
     }
@@ -186,8 +205,19 @@ internal static unsafe partial class Exec
         if (!c.Model.HasFeature(7, 0, 'b', 10)) { c.RaiseUd(); return; }
         if (!RequireCpl0(c)) return;
         ulong type = c.ReadReg(i.Reg0, c.CodeBits == 64 ? 8 : 4);
-        if (type > 3) { c.RaiseGp0(); return; }
         ulong ea = c.EffectiveAddress(ref i);
+        if (c.Intercepts != null && c.Intercepts.Has(InterceptReason.Invpcid))
+        {
+            // The descriptor is not read: the hypervisor emulates the whole instruction (KVM-FACTS §3).
+            var info = X86Cpu.Basic(InterceptReason.Invpcid, ref i);
+            info.Gpr = i.Reg0;
+            info.Value = type;
+            info.Address = c.SegBase(i.Seg) + ea;
+            info.Segment = i.Seg;
+            c.RaiseIntercept(info);
+            return;
+        }
+        if (type > 3) { c.RaiseGp0(); return; }
         ulong lo = c.ReadMem(i.Seg, ea, 8);
         ulong linear = c.ReadMem(i.Seg, (ea + 8) & X86Cpu.SizeMask(i.AddrSize), 8);
         if (c._abort) return;

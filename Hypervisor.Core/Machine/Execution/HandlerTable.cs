@@ -279,6 +279,15 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Invd]       = &Exec.Wbinvd;
         t[(int)Mnemonic.Clflush]    = &Exec.Clflush;
 
+        // Virtualization (Exec.Virtualization.cs)
+        t[(int)Mnemonic.Vmmcall]    = &Exec.Vmmcall;
+        t[(int)Mnemonic.Vmcall]     = &Exec.Vmcall;
+        t[(int)Mnemonic.Vmrun]      = &Exec.SvmInstruction;
+        t[(int)Mnemonic.Vmload]     = &Exec.SvmInstruction;
+        t[(int)Mnemonic.Vmsave]     = &Exec.SvmInstruction;
+        t[(int)Mnemonic.Stgi]       = &Exec.SvmInstruction;
+        t[(int)Mnemonic.Clgi]       = &Exec.SvmInstruction;
+
         return t;
     }
 }

@@ -1,0 +1,49 @@
+namespace Hypervisor.Core.Machine.Virtualization;
+
+/// <summary>
+/// The vendor-neutral record the CPU leaves when an intercepted event stops guest mode. The
+/// instruction has not executed (RIP points at it); <see cref="NextRip"/> and
+/// <see cref="InstructionLength"/> let the hypervisor skip it after emulating it.
+/// </summary>
+public struct InterceptInfo
+{
+    public InterceptReason Reason;
+    /// <summary>RIP of the intercepted instruction (or of the faulting one for an exception).</summary>
+    public ulong Rip;
+    public ulong NextRip;
+    public byte InstructionLength;
+    /// <summary>CR/DR number, exception vector.</summary>
+    public byte Number;
+    /// <summary>General register operand of MOV CR/DR and INVPCID's type register; 0xFF when none.</summary>
+    public byte Gpr;
+    public bool HasErrorCode;
+    public uint ErrorCode;
+    /// <summary>INVLPG/INVPCID-descriptor linear address, CR2 of a #PF, faulting GPA of a nested fault.</summary>
+    public ulong Address;
+    /// <summary>Linear address of a nested page fault, when known.</summary>
+    public ulong LinearAddress;
+    /// <summary>Value written (XSETBV, MOV to CR, WRMSR), INVPCID type.</summary>
+    public ulong Value;
+    // Port I/O
+    public ushort Port;
+    public byte Size;
+    public bool IsIn;
+    public bool IsString;
+    public bool IsRep;
+    public byte AddressSize;
+    public byte Segment;
+    // MSR
+    public uint Msr;
+    /// <summary>Nested page fault: the fault happened while walking the guest's page tables.</summary>
+    public bool DuringGuestWalk;
+
+    public override readonly string ToString() => Reason switch
+    {
+        InterceptReason.Io => $"io {(IsIn ? "in" : "out")} port=0x{Port:x} size={Size}{(IsString ? " string" : "")}{(IsRep ? " rep" : "")} rip=0x{Rip:x}",
+        InterceptReason.MsrRead or InterceptReason.MsrWrite => $"{Reason} msr=0x{Msr:x} rip=0x{Rip:x}",
+        InterceptReason.Exception => $"exception {Number}{(HasErrorCode ? $" error=0x{ErrorCode:x}" : "")} rip=0x{Rip:x}",
+        InterceptReason.CrRead or InterceptReason.CrWrite => $"{Reason} cr{Number} gpr={Gpr} rip=0x{Rip:x}",
+        InterceptReason.NestedPageFault => $"nested page fault gpa=0x{Address:x} error=0x{ErrorCode:x} rip=0x{Rip:x}",
+        _ => $"{Reason} rip=0x{Rip:x}",
+    };
+}
