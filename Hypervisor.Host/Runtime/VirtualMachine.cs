@@ -16,7 +16,7 @@ namespace Hypervisor.Host.Runtime;
 public sealed partial class VirtualMachine : IDisposable
 {
     /// <summary>Instructions per CPU run between host housekeeping (serial flush; later progress).</summary>
-    public const ulong SliceInstructions = 1UL << 24;
+    public ulong SliceInstructions { get; init; } = 1UL << 24;
 
     private readonly ILogger _log;
 

@@ -16,5 +16,6 @@ public sealed record Sample(string FileName, string Description, Func<byte[]> Bu
         new("mbinfo.bin", "checks and prints the multiboot information the loader provides", BootInfo.Build),
         new("uart.bin", "reads back 16550 registers, the THRE interrupt and loopback", Uart.Build),
         new("ports.bin", "reads an unclaimed port, exits with a 16-bit debug-exit write", Ports.Build),
+        new("triple.bin", "prints a line, then triple-faults (hv status 3; QEMU -no-reboot exits 0)", TripleFault.Build),
     ];
 }

@@ -10,12 +10,13 @@ namespace Hypervisor.Samples.Guests;
 /// mem_upper agree with the map (mem_lower KiB available from 0, mem_upper KiB available from
 /// 1 MiB). It prints each verdict rather than the sizes, which depend on the firmware: QEMU's
 /// SeaBIOS reserves the EBDA and its own tables, hv has no firmware. Exits with 0 (status 1) when
-/// everything holds, 1 (status 3) otherwise.
+/// everything holds, 0x0F (status 31) otherwise: not 1, whose status 3 reads like a triple fault.
 /// </summary>
 public static class BootInfo
 {
     public const uint Magic = 0x2BADB002;
     private const uint NotFound = 0xFFFFFFFF;
+    public const byte FailValue = 0x0F;
 
     public static byte[] Build()
     {
@@ -49,7 +50,7 @@ public static class BootInfo
         a.xor(eax, eax);
         lib.ExitWithAl();
         a.Label(ref fail);
-        a.mov(eax, 1);
+        a.mov(eax, FailValue);
         lib.ExitWithAl();
 
         // find_region: EDX = base → EAX = length of the available entry starting exactly there
