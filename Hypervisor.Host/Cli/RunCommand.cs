@@ -74,6 +74,12 @@ public sealed class RunCommand : Command
         byte[] file;
         try
         {
+            long length = new FileInfo(path).Length;
+            if (length > Array.MaxLength)
+            {
+                err.WriteLine($"hv: {displayName}: the file is {length} bytes, more than hv can load ({Array.MaxLength})");
+                return ExitCodes.UsageOrImageError;
+            }
             file = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)

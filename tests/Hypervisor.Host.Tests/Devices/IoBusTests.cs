@@ -1,4 +1,6 @@
 using Hypervisor.Host.Devices;
+using Hypervisor.Host.Tests.Support;
+using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Host.Tests.Devices;
 
@@ -34,6 +36,28 @@ public class IoBusTests
         var bus = new IoBus();
         bus.Write(0x80, 1, 0x12);
         Assert.That(bus.UnclaimedAccesses, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void UnclaimedAccesses_AreLoggedAtDebugLevel()
+    {
+        var log = new RecordingLogger<IoBus>();
+        var bus = new IoBus(log);
+        bus.Read(0x2F8, 1);
+        bus.Write(0x80, 1, 0x12);
+        Assert.That(log.Entries, Is.EqualTo(new[]
+        {
+            (LogLevel.Debug, "Unclaimed port 0x02f8 read: returns 0xff"),
+            (LogLevel.Debug, "Unclaimed port 0x0080 write 0x12: ignored"),
+        }));
+    }
+
+    [Test]
+    public void UnclaimedAccesses_NotLoggedAboveDebug()
+    {
+        var log = new RecordingLogger<IoBus>(LogLevel.Information);
+        new IoBus(log).Read(0x2F8, 4);
+        Assert.That(log.Entries, Is.Empty);
     }
 
     [Test]
