@@ -18,6 +18,15 @@ internal enum FlagOp : byte
     Inc,
     /// <summary>DEC: flags of SUB a,1 but CF preserved.</summary>
     Dec,
+    /// <summary>SHL/SAL/SHLD: <c>_fA</c> is the operand shifted by count-1, so CF is its MSB and
+    /// OF = MSB(_fA) XOR MSB(result) (QEMU's CC_OP_SHL, which gives OF for every count); AF=0.</summary>
+    Shl,
+    /// <summary>SHR/SAR/SHRD: <c>_fA</c> is the operand shifted by count-1, so CF is its LSB and
+    /// OF = MSB(_fA) XOR MSB(result) (QEMU's CC_OP_SAR); AF=0.</summary>
+    Sar,
+    /// <summary>MUL/IMUL: <c>_fA</c> is 1 when the high half is significant (CF=OF=1). SF/ZF/PF of
+    /// the low half and AF=0 are undefined in the SDM; QEMU's CC_OP_MUL computes them this way.</summary>
+    Mul,
 }
 
 /// <summary>Lazy arithmetic flags (the Bochs / QEMU technique): results and operands are stored,
@@ -41,6 +50,14 @@ public sealed unsafe partial class X86Cpu
         _fB = b;
     }
 
+    /// <summary>ADC/SBB with a carry-in of 1 (a carry-in of 0 is plain ADD/SUB).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void SetFlagsWithCarry(FlagOp op, int size, ulong result, ulong a, ulong b)
+    {
+        _fCarry = 1;
+        SetFlagsLazy(op, size, result, a, b);
+    }
+
     /// <summary>INC/DEC keep CF: capture it before replacing the lazy state.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void SetFlagsIncDec(FlagOp op, int size, ulong result, ulong a)
@@ -56,8 +73,11 @@ public sealed unsafe partial class X86Cpu
         FlagOp.Adc => _fRes < _fA || (_fCarry != 0 && _fRes == _fA),
         FlagOp.Sub => _fA < _fB,
         FlagOp.Sbb => _fA < _fB || (_fCarry != 0 && _fA == _fB),
-        FlagOp.Logic => false,
-        _ => _fCarry != 0,
+        FlagOp.Inc or FlagOp.Dec => _fCarry != 0,
+        FlagOp.Shl => (_fA & SignBit(_fSize)) != 0,
+        FlagOp.Sar => (_fA & 1) != 0,
+        FlagOp.Mul => _fA != 0,
+        _ => false, // Logic
     };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -71,13 +91,15 @@ public sealed unsafe partial class X86Cpu
         FlagOp.None => (_rflags & RFlags.Of) != 0,
         FlagOp.Add or FlagOp.Adc or FlagOp.Inc => ((_fA ^ _fRes) & (_fB ^ _fRes) & SignBit(_fSize)) != 0,
         FlagOp.Sub or FlagOp.Sbb or FlagOp.Dec => ((_fA ^ _fB) & (_fA ^ _fRes) & SignBit(_fSize)) != 0,
+        FlagOp.Shl or FlagOp.Sar => ((_fA ^ _fRes) & SignBit(_fSize)) != 0,
+        FlagOp.Mul => _fA != 0,
         _ => false,
     };
 
     internal bool GetAf() => _fOp switch
     {
         FlagOp.None => (_rflags & RFlags.Af) != 0,
-        FlagOp.Logic => false,
+        FlagOp.Logic or FlagOp.Shl or FlagOp.Sar or FlagOp.Mul => false,
         _ => ((_fA ^ _fB ^ _fRes) & 0x10) != 0,
     };
 

@@ -38,6 +38,8 @@ public sealed unsafe partial class X86Cpu
         NativeMemory.Clear(_xtlb, (nuint)(FastTlbSize * sizeof(FastTlbEntry)));
         _tlbTag = Cpl == 3 ? 3UL : 1UL;
         _tlbEpoch++;
+        // Translations changed: code after this instruction must be looked up again.
+        _stop = true;
     }
 
     /// <summary>Drops fast write entries for a physical page that now holds translated code.</summary>

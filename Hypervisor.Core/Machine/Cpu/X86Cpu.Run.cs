@@ -9,6 +9,8 @@ namespace Hypervisor.Core.Machine.Cpu;
 public sealed unsafe partial class X86Cpu
 {
     private readonly BlockCache _blocks;
+    /// <summary>The retired-instruction count at which the current <see cref="Run"/> must stop.</summary>
+    internal ulong _runEnd;
 
     /// <summary>Blocks by linear RIP for the current translation epoch (like QEMU's tb_jmp_cache).</summary>
     private const int JumpCacheSize = 4096;
@@ -23,7 +25,10 @@ public sealed unsafe partial class X86Cpu
     public CpuExit Run(ulong maxInstructions = ulong.MaxValue)
     {
         ulong end = maxInstructions > ulong.MaxValue - InstructionsRetired ? ulong.MaxValue : InstructionsRetired + maxInstructions;
+        // Compiled self-loops compare against it; keep room so Retired + 2n cannot overflow.
+        _runEnd = Math.Min(end, ulong.MaxValue / 2);
         _stopRequested = false;
+        _stop = false; // set by state changes made between runs (mode, TLB): nothing to stop yet
         while (true)
         {
             if (_stopRequested)
@@ -48,13 +53,20 @@ public sealed unsafe partial class X86Cpu
 
             ref DecodedInsn first = ref MemoryMarshal.GetArrayDataReference(block.Insns);
             int k = 0;
-            for (; k < n; k++)
+            if (n == block.Count && (block.Compiled != null || CompileIfHot(block)))
             {
-                ref DecodedInsn insn = ref Unsafe.Add(ref first, k);
-                Rip = insn.NextIp;
-                insn.Handler(this, ref insn);
-                if (_abort | _stop)
-                    break;
+                k = block.Compiled!(this, block.Insns);
+            }
+            else
+            {
+                for (; k < n; k++)
+                {
+                    ref DecodedInsn insn = ref Unsafe.Add(ref first, k);
+                    Rip = insn.NextIp;
+                    insn.Handler(this, ref insn);
+                    if (_abort | _stop)
+                        break;
+                }
             }
             if (k == n)
             {
@@ -78,6 +90,14 @@ public sealed unsafe partial class X86Cpu
             if (_exitPending)
                 return TakeExit();
         }
+    }
+
+    private static bool CompileIfHot(Block block)
+    {
+        if (!Translation.BlockCompiler.Enabled || block.Executions <= Translation.BlockCompiler.Threshold)
+            return false;
+        block.Compiled = Translation.BlockCompiler.Compile(block);
+        return true;
     }
 
     private CpuExit TakeExit()

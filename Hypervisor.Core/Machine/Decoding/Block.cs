@@ -27,6 +27,8 @@ public sealed class Block
     public bool Valid { get; internal set; } = true;
     /// <summary>How many times the run loop entered this block (profiling; a later JIT tier keys on it).</summary>
     public long Executions;
+    /// <summary>The IL-compiled form, once the block is hot (see Translation/BlockCompiler).</summary>
+    internal Translation.CompiledBlock? Compiled;
 
     public const ulong NoSecondPage = ulong.MaxValue;
 }

@@ -22,6 +22,10 @@ internal sealed class CodeBuffer : CodeReader
 internal sealed unsafe class BlockTranslator
 {
     public const int MaxInsns = 64;
+
+    /// <summary>Use the specialized executors for hot operand forms (tests turn it off to compare
+    /// them with the generic executors).</summary>
+    internal static bool SpecializeForms = true;
     private readonly X86Cpu _cpu;
     private readonly CodeBuffer _code = new();
     private readonly Decoder _d16, _d32, _d64;
@@ -213,6 +217,8 @@ internal sealed unsafe class BlockTranslator
             else if (name.Contains("ECX") || name.StartsWith("Jecxz", StringComparison.Ordinal)) d.AddrSize = 4;
             else if (name.Contains("_CX") || name.StartsWith("Jcxz", StringComparison.Ordinal)) d.AddrSize = 2;
         }
+        if (SpecializeForms)
+            Execution.FastForms.Specialize(ref d);
     }
 
     private static void SetMemory(in Instruction ins, ref DecodedInsn d, int codeBits)
@@ -234,7 +240,9 @@ internal sealed unsafe class BlockTranslator
         {
             d.Index = MapRegister(ins.MemoryIndex).Reg;
             d.Scale = (byte)System.Numerics.BitOperations.Log2((uint)ins.MemoryIndexScale);
-            d.AddrSize = (byte)RegisterSize(ins.MemoryIndex);
+            // The base sets the address size when there is one: XLAT's "index" is AL.
+            if (ins.MemoryBase == Register.None)
+                d.AddrSize = (byte)RegisterSize(ins.MemoryIndex);
         }
         if (ins.MemoryBase == Register.None && ins.MemoryIndex == Register.None)
             d.AddrSize = (byte)(codeBits == 64 ? 8 : ins.MemoryDisplSize is 2 or 4 ? ins.MemoryDisplSize : codeBits / 8);

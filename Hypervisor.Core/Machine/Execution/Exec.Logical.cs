@@ -27,4 +27,12 @@ internal static unsafe partial class Exec
         }
         c.SetFlagsLazy(FlagOp.Logic, size, r, a, b);
     }
+
+    /// <summary>NOT: one's complement; no flag changes (SDM vol. 2B NOT).</summary>
+    public static void Not(X86Cpu c, ref DecodedInsn i)
+    {
+        ulong a = c.ReadOp0(ref i);
+        if (c._abort) return;
+        c.WriteOp0(ref i, ~a & X86Cpu.SizeMask(i.OpSize));
+    }
 }

@@ -33,26 +33,143 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Cmp]        = &Exec.Cmp;
         t[(int)Mnemonic.Inc]        = &Exec.Inc;
         t[(int)Mnemonic.Dec]        = &Exec.Dec;
+        t[(int)Mnemonic.Adc]        = &Exec.Adc;
+        t[(int)Mnemonic.Sbb]        = &Exec.Sbb;
+        t[(int)Mnemonic.Neg]        = &Exec.Neg;
+        // decimal adjusts (Exec.Decimal.cs)
+        t[(int)Mnemonic.Daa]        = &Exec.Daa;
+        t[(int)Mnemonic.Das]        = &Exec.Das;
+        t[(int)Mnemonic.Aaa]        = &Exec.Aaa;
+        t[(int)Mnemonic.Aas]        = &Exec.Aas;
+        t[(int)Mnemonic.Aam]        = &Exec.Aam;
+        t[(int)Mnemonic.Aad]        = &Exec.Aad;
 
         // Logical (Exec.Logical.cs)
         t[(int)Mnemonic.And]        = &Exec.And;
         t[(int)Mnemonic.Or]         = &Exec.Or;
         t[(int)Mnemonic.Xor]        = &Exec.Xor;
         t[(int)Mnemonic.Test]       = &Exec.Test;
+        t[(int)Mnemonic.Not]        = &Exec.Not;
 
         // Shifts and rotates (Exec.Shift.cs)
+        t[(int)Mnemonic.Shl]        = &Exec.Shl;
+        t[(int)Mnemonic.Sal]        = &Exec.Shl;
+        t[(int)Mnemonic.Shr]        = &Exec.Shr;
+        t[(int)Mnemonic.Sar]        = &Exec.Sar;
+        t[(int)Mnemonic.Rol]        = &Exec.Rol;
+        t[(int)Mnemonic.Ror]        = &Exec.Ror;
+        t[(int)Mnemonic.Rcl]        = &Exec.Rcl;
+        t[(int)Mnemonic.Rcr]        = &Exec.Rcr;
+        t[(int)Mnemonic.Shld]       = &Exec.Shld;
+        t[(int)Mnemonic.Shrd]       = &Exec.Shrd;
 
         // Multiply and divide (Exec.MulDiv.cs)
+        t[(int)Mnemonic.Mul]        = &Exec.Mul;
+        t[(int)Mnemonic.Imul]       = &Exec.Imul;
+        t[(int)Mnemonic.Div]        = &Exec.Div;
+        t[(int)Mnemonic.Idiv]       = &Exec.Idiv;
 
         // Bit operations (Exec.Bit.cs)
+        t[(int)Mnemonic.Bt]         = &Exec.Bt;
+        t[(int)Mnemonic.Bts]        = &Exec.Bts;
+        t[(int)Mnemonic.Btr]        = &Exec.Btr;
+        t[(int)Mnemonic.Btc]        = &Exec.Btc;
+        t[(int)Mnemonic.Bsf]        = &Exec.Bsf;
+        t[(int)Mnemonic.Bsr]        = &Exec.Bsr;
+        t[(int)Mnemonic.Popcnt]     = &Exec.Popcnt;
+        t[(int)Mnemonic.Lzcnt]      = &Exec.Lzcnt;
+        t[(int)Mnemonic.Tzcnt]      = &Exec.Tzcnt;
+
+        // Flag control (Exec.FlagOps.cs)
+        t[(int)Mnemonic.Clc]        = &Exec.Clc;
+        t[(int)Mnemonic.Stc]        = &Exec.Stc;
+        t[(int)Mnemonic.Cmc]        = &Exec.Cmc;
+        t[(int)Mnemonic.Cld]        = &Exec.Cld;
+        t[(int)Mnemonic.Std]        = &Exec.Std;
+        t[(int)Mnemonic.Lahf]       = &Exec.Lahf;
+        t[(int)Mnemonic.Sahf]       = &Exec.Sahf;
+
+        // Conditional move and set (Exec.Conditional.cs)
+        t[(int)Mnemonic.Cmovo]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovno]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovb]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovae]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmove]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovne]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovbe]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmova]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovs]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovns]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovp]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovnp]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovl]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovge]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovle]     = &Exec.Cmovcc;
+        t[(int)Mnemonic.Cmovg]      = &Exec.Cmovcc;
+        t[(int)Mnemonic.Seto]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setno]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setb]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setae]      = &Exec.Setcc;
+        t[(int)Mnemonic.Sete]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setne]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setbe]      = &Exec.Setcc;
+        t[(int)Mnemonic.Seta]       = &Exec.Setcc;
+        t[(int)Mnemonic.Sets]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setns]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setp]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setnp]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setl]       = &Exec.Setcc;
+        t[(int)Mnemonic.Setge]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setle]      = &Exec.Setcc;
+        t[(int)Mnemonic.Setg]       = &Exec.Setcc;
+
+        // BMI1 (Exec.Bmi.cs)
+        t[(int)Mnemonic.Andn]       = &Exec.Andn;
+        t[(int)Mnemonic.Bextr]      = &Exec.Bextr;
+        t[(int)Mnemonic.Blsi]       = &Exec.Blsi;
+        t[(int)Mnemonic.Blsmsk]     = &Exec.Blsmsk;
+        t[(int)Mnemonic.Blsr]       = &Exec.Blsr;
 
         // Data transfer (Exec.DataTransfer.cs)
         t[(int)Mnemonic.Mov]        = &Exec.Mov;
         t[(int)Mnemonic.Nop]        = &Exec.Nop;
+        t[(int)Mnemonic.Pause]      = &Exec.Nop;
+        t[(int)Mnemonic.Reservednop] = &Exec.Nop;
+        t[(int)Mnemonic.Endbr32]    = &Exec.Nop;
+        t[(int)Mnemonic.Endbr64]    = &Exec.Nop;
+        t[(int)Mnemonic.Movzx]      = &Exec.Movzx;
+        t[(int)Mnemonic.Movsx]      = &Exec.Movsx;
+        t[(int)Mnemonic.Movsxd]     = &Exec.Movsxd;
+        t[(int)Mnemonic.Lea]        = &Exec.Lea;
+        t[(int)Mnemonic.Xchg]       = &Exec.Xchg;
+        t[(int)Mnemonic.Bswap]      = &Exec.Bswap;
+        t[(int)Mnemonic.Xlatb]      = &Exec.Xlatb;
+        t[(int)Mnemonic.Cbw]        = &Exec.Cbw;
+        t[(int)Mnemonic.Cwde]       = &Exec.Cwde;
+        t[(int)Mnemonic.Cdqe]       = &Exec.Cdqe;
+        t[(int)Mnemonic.Cwd]        = &Exec.Cwd;
+        t[(int)Mnemonic.Cdq]        = &Exec.Cdq;
+        t[(int)Mnemonic.Cqo]        = &Exec.Cqo;
+        t[(int)Mnemonic.Xadd]       = &Exec.Xadd;
+        t[(int)Mnemonic.Cmpxchg]    = &Exec.Cmpxchg;
+        t[(int)Mnemonic.Cmpxchg8b]  = &Exec.Cmpxchg8b;
+        t[(int)Mnemonic.Cmpxchg16b] = &Exec.Cmpxchg16b;
 
         // Stack (Exec.Stack.cs)
         t[(int)Mnemonic.Push]       = &Exec.Push;
         t[(int)Mnemonic.Pop]        = &Exec.Pop;
+        t[(int)Mnemonic.Pusha]      = &Exec.Pusha;
+        t[(int)Mnemonic.Pushad]     = &Exec.Pushad;
+        t[(int)Mnemonic.Popa]       = &Exec.Popa;
+        t[(int)Mnemonic.Popad]      = &Exec.Popad;
+        t[(int)Mnemonic.Pushf]      = &Exec.Pushf;
+        t[(int)Mnemonic.Pushfd]     = &Exec.Pushfd;
+        t[(int)Mnemonic.Pushfq]     = &Exec.Pushfq;
+        t[(int)Mnemonic.Popf]       = &Exec.Popf;
+        t[(int)Mnemonic.Popfd]      = &Exec.Popfd;
+        t[(int)Mnemonic.Popfq]      = &Exec.Popfq;
+        t[(int)Mnemonic.Enter]      = &Exec.Enter;
+        t[(int)Mnemonic.Leave]      = &Exec.Leave;
 
         // Control transfer (Exec.ControlFlow.cs)
         t[(int)Mnemonic.Jmp]        = &Exec.Jmp;
@@ -74,12 +191,45 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Jg]         = &Exec.Jcc;
         t[(int)Mnemonic.Call]       = &Exec.Call;
         t[(int)Mnemonic.Ret]        = &Exec.Ret;
+        t[(int)Mnemonic.Retf]       = &Exec.Retf;
+        t[(int)Mnemonic.Loop]       = &Exec.Loop;
+        t[(int)Mnemonic.Loope]      = &Exec.Loope;
+        t[(int)Mnemonic.Loopne]     = &Exec.Loopne;
+        t[(int)Mnemonic.Jcxz]       = &Exec.Jrcxz;
+        t[(int)Mnemonic.Jecxz]      = &Exec.Jrcxz;
+        t[(int)Mnemonic.Jrcxz]      = &Exec.Jrcxz;
 
         // String (Exec.String.cs)
+        t[(int)Mnemonic.Movsb]      = &Exec.Movsb;
+        t[(int)Mnemonic.Movsw]      = &Exec.Movsw;
+        t[(int)Mnemonic.Movsd]      = &Exec.Movsd;
+        t[(int)Mnemonic.Movsq]      = &Exec.Movsq;
+        t[(int)Mnemonic.Stosb]      = &Exec.Stosb;
+        t[(int)Mnemonic.Stosw]      = &Exec.Stosw;
+        t[(int)Mnemonic.Stosd]      = &Exec.Stosd;
+        t[(int)Mnemonic.Stosq]      = &Exec.Stosq;
+        t[(int)Mnemonic.Lodsb]      = &Exec.Lodsb;
+        t[(int)Mnemonic.Lodsw]      = &Exec.Lodsw;
+        t[(int)Mnemonic.Lodsd]      = &Exec.Lodsd;
+        t[(int)Mnemonic.Lodsq]      = &Exec.Lodsq;
+        t[(int)Mnemonic.Cmpsb]      = &Exec.Cmpsb;
+        t[(int)Mnemonic.Cmpsw]      = &Exec.Cmpsw;
+        t[(int)Mnemonic.Cmpsd]      = &Exec.Cmpsd;
+        t[(int)Mnemonic.Cmpsq]      = &Exec.Cmpsq;
+        t[(int)Mnemonic.Scasb]      = &Exec.Scasb;
+        t[(int)Mnemonic.Scasw]      = &Exec.Scasw;
+        t[(int)Mnemonic.Scasd]      = &Exec.Scasd;
+        t[(int)Mnemonic.Scasq]      = &Exec.Scasq;
 
         // I/O (Exec.Io.cs)
         t[(int)Mnemonic.Out]        = &Exec.Out;
         t[(int)Mnemonic.In]         = &Exec.In;
+        t[(int)Mnemonic.Insb]       = &Exec.Insb;
+        t[(int)Mnemonic.Insw]       = &Exec.Insw;
+        t[(int)Mnemonic.Insd]       = &Exec.Insd;
+        t[(int)Mnemonic.Outsb]      = &Exec.Outsb;
+        t[(int)Mnemonic.Outsw]      = &Exec.Outsw;
+        t[(int)Mnemonic.Outsd]      = &Exec.Outsd;
 
         // System (Exec.System.cs)
         t[(int)Mnemonic.Hlt]        = &Exec.Hlt;

@@ -18,6 +18,11 @@ public sealed class HostCpuModel
         MaxPhysAddrBits = maxPhysAddrBits;
         RapEntries = rapEntries;
         ResetEdx = resetEdx;
+        HasLahfSahf64 = HasFeature(0x80000001, 0, 'c', 0);
+        HasLzcnt = HasFeature(0x80000001, 0, 'c', 5);
+        HasPopcnt = HasFeature(1, 0, 'c', 23);
+        HasCx16 = HasFeature(1, 0, 'c', 13);
+        HasBmi1 = HasFeature(7, 0, 'b', 3);
     }
 
     public string Name { get; }
@@ -30,6 +35,18 @@ public sealed class HostCpuModel
     public int RapEntries { get; }
     /// <summary>EDX after RESET: family/model/stepping signature.</summary>
     public uint ResetEdx { get; }
+
+    // Features that decide how an instruction executes, read once here so executors test a bool.
+    /// <summary>CPUID.80000001H:ECX.LAHF-SAHF: LAHF/SAHF are valid in 64-bit mode.</summary>
+    internal bool HasLahfSahf64 { get; }
+    /// <summary>CPUID.80000001H:ECX.ABM: F3 0F BD is LZCNT (else the prefix is ignored: BSR).</summary>
+    internal bool HasLzcnt { get; }
+    /// <summary>CPUID.01H:ECX.POPCNT (else POPCNT is #UD).</summary>
+    internal bool HasPopcnt { get; }
+    /// <summary>CPUID.01H:ECX.CX16 (else CMPXCHG16B is #UD).</summary>
+    internal bool HasCx16 { get; }
+    /// <summary>CPUID.(EAX=07H,ECX=0):EBX.BMI1: F3 0F BC is TZCNT (else the prefix is ignored: BSF).</summary>
+    internal bool HasBmi1 { get; }
 
     public bool Has1GbPages => (Cpuid.Lookup(0x80000001, 0).Edx & (1u << 26)) != 0;
 
@@ -44,7 +61,7 @@ public sealed class HostCpuModel
     internal const uint Leaf1Edx = (1u << 3) /*PSE*/ | (1u << 4) /*TSC*/ | (1u << 5) /*MSR*/ | (1u << 6) /*PAE*/
         | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/;
     internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/ | (1u << 26) /*XSAVE*/;
-    internal const uint Leaf7Ebx = (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
+    internal const uint Leaf7Ebx = (1u << 3) /*BMI1*/ | (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
     internal const uint Ext1Ecx = (1u << 0) /*LAHF/SAHF*/ | (1u << 5) /*ABM: LZCNT*/;
     internal const uint Ext1Edx = (1u << 11) /*SYSCALL*/ | (1u << 20) /*NX*/ | (1u << 26) /*1GB pages*/ | (1u << 27) /*RDTSCP*/ | (1u << 29) /*LM*/;
 
