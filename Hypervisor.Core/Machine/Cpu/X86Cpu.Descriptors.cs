@@ -208,14 +208,137 @@ public sealed unsafe partial class X86Cpu
     /// are loaded with null (SDM "RET", "IRET": DS, ES, FS, GS with DPL &lt; CPL and not conforming code).</summary>
     internal void NullOuterDataSegments()
     {
-        foreach (int s in new[] { SegReg.Es, SegReg.Ds, SegReg.Fs, SegReg.Gs })
-        {
-            ref var seg = ref Segs[s];
-            bool conformingCode = seg.IsCode && (seg.Type & 4) != 0;
-            if ((seg.Selector & ~3) != 0 && seg.Dpl < Cpl && !conformingCode)
-                seg = new Segment { Selector = 0, Attributes = 0 };
-        }
+        NullIfOuter(SegReg.Es);
+        NullIfOuter(SegReg.Ds);
+        NullIfOuter(SegReg.Fs);
+        NullIfOuter(SegReg.Gs);
         UpdateSegmentFastPaths();
+    }
+
+    private void NullIfOuter(int s)
+    {
+        ref var seg = ref Segs[s];
+        bool conformingCode = seg.IsCode && (seg.Type & 4) != 0;
+        if ((seg.Selector & ~3) != 0 && seg.Dpl < Cpl && !conformingCode)
+            seg = new Segment { Selector = 0, Attributes = 0 };
+    }
+
+    /// <summary>Reads a descriptor for LAR, LSL, VERR and VERW, which report a null selector or one
+    /// outside its table in ZF instead of faulting. Returns 1 when read, 0 when not accessible,
+    /// -1 when the read itself faulted (#PF: the fault is pending).</summary>
+    internal int ProbeDescriptor(ushort selector, out ulong descriptor)
+    {
+        descriptor = 0;
+        if ((selector & ~3) == 0)
+            return 0;
+        ulong tableBase;
+        uint limit;
+        if ((selector & 4) != 0)
+        {
+            ref var ldt = ref Segs[SegReg.Ldtr];
+            if (!ldt.Present || (ldt.Selector & ~3) == 0)
+                return 0;
+            tableBase = ldt.Base;
+            limit = ldt.Limit;
+        }
+        else
+        {
+            tableBase = Gdtr.Base;
+            limit = Gdtr.Limit;
+        }
+        if ((ulong)(selector & ~7) + 7 > limit)
+            return 0;
+        descriptor = ReadSystem(tableBase + (ulong)(selector & ~7), 8);
+        return _abort ? -1 : 1;
+    }
+
+    /// <summary>Reads the GDT descriptor of an LDT or TSS for LLDT/LTR: 8 bytes, or 16 in IA-32e
+    /// mode where the upper half holds base[63:32] (SDM vol. 3 §8.2.3, §3.5.2). Faults #GP(selector).</summary>
+    private bool ReadSystemSegmentDescriptor(ushort selector, out Segment seg, out ulong lo)
+    {
+        seg = default;
+        lo = 0;
+        uint err = (uint)(selector & ~3);
+        if ((selector & 4) != 0)
+        {
+            RaiseFault(Vector.GP, err);
+            return false;
+        }
+        ulong index = (ulong)(selector & ~7);
+        int bytes = IsLongMode ? 16 : 8;
+        if (index + (ulong)bytes - 1 > Gdtr.Limit)
+        {
+            RaiseFault(Vector.GP, err);
+            return false;
+        }
+        lo = ReadSystem(Gdtr.Base + index, 8);
+        ulong hi = IsLongMode ? ReadSystem(Gdtr.Base + index + 8, 8) : 0;
+        if (_abort) return false;
+        seg = SegmentFromDescriptor(selector, lo);
+        if (IsLongMode)
+            seg.Base |= (hi & 0xFFFFFFFF) << 32;
+        if (IsLongMode && (((hi >> 40) & 0x1F) != 0 || !IsCanonical(seg.Base)))
+        {
+            RaiseFault(Vector.GP, err);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>LLDT (SDM vol. 2 "LLDT"): a null selector leaves LDTR unusable; otherwise the GDT
+    /// entry must be a present LDT descriptor. Returns false when a fault was raised.</summary>
+    internal bool LoadLdtr(ushort selector)
+    {
+        if ((selector & ~3) == 0)
+        {
+            Segs[SegReg.Ldtr] = new Segment { Selector = selector };
+            return true;
+        }
+        if (!ReadSystemSegmentDescriptor(selector, out var seg, out _))
+            return false;
+        uint err = (uint)(selector & ~3);
+        if (!seg.IsSystem || seg.Type != 2)
+        {
+            RaiseFault(Vector.GP, err);
+            return false;
+        }
+        if (!seg.Present)
+        {
+            RaiseFault(Vector.NP, err);
+            return false;
+        }
+        Segs[SegReg.Ldtr] = seg;
+        return true;
+    }
+
+    /// <summary>LTR (SDM vol. 2 "LTR"): the GDT entry must be a present available TSS (a 64-bit
+    /// TSS in IA-32e mode); it is marked busy in memory and in TR.</summary>
+    internal bool LoadTr(ushort selector)
+    {
+        uint err = (uint)(selector & ~3);
+        if ((selector & ~3) == 0)
+        {
+            RaiseGp0();
+            return false;
+        }
+        if (!ReadSystemSegmentDescriptor(selector, out var seg, out ulong lo))
+            return false;
+        bool available = IsLongMode ? seg.Type == 9 : seg.Type is 1 or 9;
+        if (!seg.IsSystem || !available)
+        {
+            RaiseFault(Vector.GP, err);
+            return false;
+        }
+        if (!seg.Present)
+        {
+            RaiseFault(Vector.NP, err);
+            return false;
+        }
+        WriteSystem(Gdtr.Base + (ulong)(selector & ~7) + 5, 1, ((lo >> 40) & 0xFF) | 2);
+        if (_abort) return false;
+        seg.Attributes |= 2; // busy
+        Segs[SegReg.Tr] = seg;
+        return true;
     }
 
     /// <summary>The domain that CALL/RET use in the RAP: host on the bare machine; the vendor's

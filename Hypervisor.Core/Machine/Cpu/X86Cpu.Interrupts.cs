@@ -2,66 +2,82 @@ using Hypervisor.Core.Machine.Decoding;
 
 namespace Hypervisor.Core.Machine.Cpu;
 
-/// <summary>Kinds of event delivered through the IDT; they differ in privilege checks and error codes.</summary>
+/// <summary>Kinds of event delivered through the IDT; they differ in the gate privilege check and
+/// in the EXT bit of error codes of faults met while delivering them (SDM vol. 3 §6.13).</summary>
 internal enum EventKind : byte
 {
-    /// <summary>A fault or trap raised by the CPU (EXT=1 in error codes of nested faults).</summary>
+    /// <summary>A fault, trap or abort raised by the CPU: no gate DPL check, EXT=1.</summary>
     Exception,
-    /// <summary>INT n / INT3 / INTO: the gate DPL is checked against CPL.</summary>
+    /// <summary>INT n / INT3 / INTO: the gate DPL is checked against CPL, EXT=0.</summary>
     Software,
-    /// <summary>An external interrupt (EXT=1).</summary>
+    /// <summary>INT1 (ICEBP): a privileged software exception, delivered like #DB (no DPL check, EXT=1).</summary>
+    PrivilegedSoftware,
+    /// <summary>An external interrupt: no DPL check, EXT=1.</summary>
     External,
 }
 
 /// <summary>
-/// Exception and interrupt delivery in real, protected and long mode, and the escalation rules of
-/// SDM vol. 3 §6.15 table 6-5 (contributory + contributory or #PF + (#PF or contributory) = #DF;
-/// anything during #DF = triple fault = shutdown). All in this one file.
+/// Exception and interrupt delivery in real, protected and long mode (SDM vol. 3 §6.12, §6.14,
+/// "INT n" operation), and the escalation rules of §6.15 table 6-5: contributory + contributory,
+/// or #PF + (#PF or contributory) = #DF; any fault while delivering #DF = triple fault = shutdown.
+/// Every check and every stack write happens before any register changes, so a fault during
+/// delivery leaves the interrupted state intact for the next event.
 /// </summary>
 public sealed unsafe partial class X86Cpu
 {
     private static bool IsContributory(int v) => v is Vector.DE or Vector.TS or Vector.NP or Vector.SS or Vector.GP;
 
-    /// <summary>The exception being delivered when delivery itself faults, for escalation.</summary>
-    private int _deliveringVector = -1;
+    /// <summary>Faults whose handler may restart the instruction: the RF image pushed is 1 (SDM vol. 3 §17.3.1.1).</summary>
+    private static bool IsFaultClass(int v) =>
+        v is Vector.DE or Vector.BR or Vector.UD or Vector.NM or Vector.TS or Vector.NP or Vector.SS or Vector.GP
+            or Vector.PF or Vector.MF or Vector.AC or Vector.XM or 20 or 21;
+
+    /// <summary>Error codes with the selector format, whose bit 0 is EXT (SDM vol. 3 §6.13).</summary>
+    private static bool HasSelectorErrorCode(int v) => v is Vector.TS or Vector.NP or Vector.SS or Vector.GP;
+
+    /// <summary>Set when an INT n-type instruction delivered its event (no single-step trap follows it).</summary>
+    internal bool _softwareEventDelivered;
 
     /// <summary>Delivers the pending exception, escalating to #DF or shutdown per table 6-5.
-    /// Returns false when the CPU shut down (triple fault).</summary>
+    /// Returns false when the CPU must exit (triple fault, unsupported delivery).</summary>
     internal bool DeliverPendingException()
     {
+        int previous = -1;
         while (_pendingVector >= 0)
         {
             int vector = _pendingVector;
             uint error = _pendingError;
-            ulong cr2 = _pendingCr2;
             _pendingVector = -1;
             _abort = false;
+            // CR2 takes the faulting address when the #PF is recognized, even when it then
+            // escalates to #DF (as Bochs models it): the #DF handler can see what failed.
             if (vector == Vector.PF)
-                Cr2 = cr2;
-            int prev = _deliveringVector;
-            if (prev >= 0)
+                Cr2 = _pendingCr2;
+            if (previous >= 0)
             {
-                if (prev == Vector.DF)
+                if (previous == Vector.DF)
                 {
                     Shutdown($"triple fault: {Vector.Name(vector)} while delivering #DF");
                     return false;
                 }
-                bool df = (IsContributory(prev) && IsContributory(vector)) || (prev == Vector.PF && (vector == Vector.PF || IsContributory(vector)));
+                bool df = (IsContributory(previous) && IsContributory(vector))
+                    || (previous == Vector.PF && (vector == Vector.PF || IsContributory(vector)));
                 if (df)
                 {
                     vector = Vector.DF;
                     error = 0;
                 }
+                else if (HasSelectorErrorCode(vector))
+                {
+                    error |= 1; // EXT: met while delivering an earlier exception
+                }
             }
-            _deliveringVector = vector;
-            DeliverEvent(vector, EventKind.Exception, HasErrorCode(vector), error, 0);
+            previous = vector;
+            DeliverEvent(vector, EventKind.Exception, HasErrorCode(vector), error);
             if (_exitPending)
-            {
-                _deliveringVector = -1;
                 return false;
-            }
         }
-        _deliveringVector = -1;
+        _stop = false;
         return true;
     }
 
@@ -73,22 +89,47 @@ public sealed unsafe partial class X86Cpu
         _pendingVector = -1;
     }
 
-    /// <summary>INT n / INT3 / INTO from an executor: RIP already points past the instruction.</summary>
-    internal void SoftwareInterrupt(int vector, ref DecodedInsn insn)
+    /// <summary>INT n / INT3 / INTO / INT1 from an executor: RIP already points past the
+    /// instruction, which is the return address pushed. A fault stays pending and the run loop
+    /// delivers it as a fault of the instruction (no escalation: the instruction raised it).</summary>
+    internal void SoftwareInterrupt(int vector, EventKind kind)
     {
-        DeliverEvent(vector, EventKind.Software, false, 0, insn.Length);
-        if (_abort && _pendingVector >= 0)
-            return; // the run loop restores RIP and delivers the fault (with escalation)
+        DeliverEvent(vector, kind, false, 0);
+        if (_abort)
+        {
+            if (kind == EventKind.PrivilegedSoftware && _pendingVector >= 0 && HasSelectorErrorCode(_pendingVector))
+                _pendingError |= 1;
+            return;
+        }
+        _softwareEventDelivered = true;
         _stop = true;
     }
 
+    /// <summary>Delivers an external interrupt between instructions (the caller checked RFLAGS.IF
+    /// and interrupt windows). Returns false when the CPU must exit (shutdown or unsupported delivery).</summary>
+    public bool DeliverExternalInterrupt(int vector)
+    {
+        if (vector is < 0 or > 255)
+            throw new ArgumentOutOfRangeException(nameof(vector));
+        DeliverEvent(vector, EventKind.External, false, 0);
+        _stop = false;
+        if (!_abort)
+            return true;
+        if (_exitPending)
+            return false;
+        if (HasSelectorErrorCode(_pendingVector))
+            _pendingError |= 1;
+        // A fault while delivering an interrupt is handled serially (benign first event).
+        return DeliverPendingException();
+    }
+
     /// <summary>Delivers one event. A fault during delivery is left pending (the caller escalates).</summary>
-    private void DeliverEvent(int vector, EventKind kind, bool hasError, uint error, int insnLength)
+    private void DeliverEvent(int vector, EventKind kind, bool hasError, uint error)
     {
         if (!IsProtectedMode)
             DeliverReal(vector);
         else if (IsV86Mode)
-            Fail(CpuExitReason.InternalError, $"interrupt {vector} in virtual-8086 mode is not supported");
+            Fail(CpuExitReason.InternalError, $"{Vector.Name(vector)} in virtual-8086 mode: virtual-8086 event delivery is not supported");
         else if (IsLongMode)
             DeliverLong(vector, kind, hasError, error);
         else
@@ -97,8 +138,18 @@ public sealed unsafe partial class X86Cpu
             _stop = true;
     }
 
-    private uint ExtBit(EventKind kind) => kind == EventKind.Software ? 0u : 1u;
+    private static uint ExtBit(EventKind kind) => kind == EventKind.Software ? 0u : 1u;
 
+    /// <summary>The RFLAGS image an event pushes: RF=1 for fault-class exceptions.</summary>
+    private ulong FlagsImage(int vector, EventKind kind)
+    {
+        ulong f = GetRFlags();
+        if (kind == EventKind.Exception && IsFaultClass(vector))
+            f |= RFlags.Rf;
+        return f;
+    }
+
+    /// <summary>Real mode: the IVT holds 4-byte CS:IP vectors at IDTR.base (SDM vol. 3 §20.1.4).</summary>
     private void DeliverReal(int vector)
     {
         ulong entry = (ulong)vector * 4;
@@ -119,7 +170,7 @@ public sealed unsafe partial class X86Cpu
             Regs[Gpr.Rsp] = sp;
             return;
         }
-        _rflags &= ~(RFlags.If | RFlags.Tf | RFlags.Ac | RFlags.Rf);
+        _rflags &= ~(RFlags.If | RFlags.Tf | RFlags.Ac);
         ref var cs = ref Segs[SegReg.Cs];
         cs.Selector = (ushort)(ivt >> 16);
         cs.Base = (ulong)cs.Selector << 4;
@@ -127,12 +178,14 @@ public sealed unsafe partial class X86Cpu
         ModeChanged();
     }
 
-    /// <summary>Reads the gate and checks it; returns the target CS descriptor.</summary>
+    /// <summary>Reads the gate and checks it and its target code segment (SDM "INT n" operation):
+    /// IDT limit, gate type, DPL for software interrupts, presence, target selector and descriptor.</summary>
     private bool ReadGate(int vector, EventKind kind, int gateSize, out ulong lo, out ulong hi, out Segment target, out ulong targetDesc)
     {
         lo = hi = targetDesc = 0;
         target = default;
-        uint idtErr = (uint)(vector * 8 + 2) | ExtBit(kind);
+        uint ext = ExtBit(kind);
+        uint idtErr = (uint)(vector * 8 + 2) | ext;
         ulong off = (ulong)vector * (ulong)gateSize;
         if (off + (ulong)gateSize - 1 > Idtr.Limit)
         {
@@ -142,9 +195,11 @@ public sealed unsafe partial class X86Cpu
         lo = ReadSystem(Idtr.Base + off, 8);
         if (gateSize == 16) hi = ReadSystem(Idtr.Base + off + 8, 8);
         if (_abort) return false;
-        int type = (int)(lo >> 40) & 0x1F; // S bit + type
+        int type = (int)(lo >> 40) & 0x1F; // S bit and type
         int dpl = (int)(lo >> 45) & 3;
-        bool valid = gateSize == 16 ? type is 0x0E or 0x0F : type is 0x06 or 0x07 or 0x0E or 0x0F or 0x05;
+        bool valid = gateSize == 16
+            ? type is 0x0E or 0x0F && ((hi >> 40) & 0x1F) == 0 // upper half type field must be 0
+            : type is 0x05 or 0x06 or 0x07 or 0x0E or 0x0F;
         if (!valid)
         {
             RaiseFault(Vector.GP, idtErr);
@@ -166,14 +221,17 @@ public sealed unsafe partial class X86Cpu
             return false;
         }
         ushort sel = (ushort)(lo >> 16);
-        uint selErr = (uint)(sel & ~3) | ExtBit(kind);
+        uint selErr = (uint)(sel & ~3) | ext;
         if ((sel & ~3) == 0)
         {
-            RaiseFault(Vector.GP, ExtBit(kind));
+            RaiseFault(Vector.GP, ext);
             return false;
         }
         if (!ReadDescriptor(sel, out targetDesc))
+        {
+            AddExt(ext);
             return false;
+        }
         target = SegmentFromDescriptor(sel, targetDesc);
         if (!target.IsCode || target.Dpl > Cpl)
         {
@@ -188,35 +246,81 @@ public sealed unsafe partial class X86Cpu
         return true;
     }
 
+    /// <summary>Checks that <paramref name="bytes"/> below <paramref name="sp"/> lie inside the
+    /// stack segment (expand-up or expand-down, SDM vol. 3 §5.3).</summary>
+    private static bool StackFits(in Segment ss, ulong sp, int bytes)
+    {
+        ulong mask = ss.DefaultBig ? 0xFFFFFFFFUL : 0xFFFFUL;
+        sp &= mask;
+        if (sp < (ulong)bytes && sp != 0)
+            return false; // would wrap below zero
+        ulong low = (sp - (ulong)bytes) & mask;
+        ulong high = low + (ulong)bytes - 1;
+        if ((ss.Type & 4) != 0)
+            return low > ss.Limit && high <= mask;
+        return high <= ss.Limit;
+    }
+
+    /// <summary>Writes the frame downwards from <paramref name="sp"/>; stack accesses at a new
+    /// CPL below 3 are supervisor accesses. Returns the new stack offset, or ulong.MaxValue on a fault.</summary>
+    private ulong WriteFrame(ulong ssBase, ulong sp, ulong mask, int size, bool supervisor, ReadOnlySpan<ulong> values)
+    {
+        foreach (ulong v in values)
+        {
+            sp = (sp - (ulong)size) & mask;
+            ulong lin = ssBase + sp;
+            if (mask != ulong.MaxValue) lin = (uint)lin;
+            WriteLinearSlow(lin, size, v, implicitSupervisor: supervisor);
+            if (_abort) return ulong.MaxValue;
+        }
+        return sp;
+    }
+
     private void DeliverProtected(int vector, EventKind kind, bool hasError, uint error)
     {
+        uint ext = ExtBit(kind);
         if (!ReadGate(vector, kind, 8, out ulong lo, out _, out var cs, out ulong csDesc))
             return;
-        int type = (int)(lo >> 40) & 0xF;
-        bool gate32 = (type & 8) != 0;
-        int size = gate32 ? 4 : 2;
-        ulong offset = (lo & 0xFFFF) | (gate32 ? ((lo >> 48) & 0xFFFF) << 16 : 0);
-        bool conforming = (cs.Type & 4) != 0;
-        int newCpl = conforming ? Cpl : cs.Dpl;
-        ulong flags = GetRFlags();
-        var oldSs = Segs[SegReg.Ss];
-        ulong oldSp = Regs[Gpr.Rsp];
-        ushort oldCsSel = Segs[SegReg.Cs].Selector;
-
-        if (newCpl < Cpl)
+        int gateType = (int)(lo >> 40) & 0xF;
+        int size = (gateType & 8) != 0 ? 4 : 2;
+        ulong offset = (lo & 0xFFFF) | (size == 4 ? ((lo >> 48) & 0xFFFF) << 16 : 0);
+        int newCpl = (cs.Type & 4) != 0 ? Cpl : cs.Dpl; // conforming code keeps CPL
+        if (offset > cs.Limit)
         {
-            if (!ReadTssStack(newCpl, out ushort ssSel, out ulong sp))
+            RaiseFault(Vector.GP, ext);
+            return;
+        }
+        ulong flags = FlagsImage(vector, kind);
+        ushort oldCs = Segs[SegReg.Cs].Selector;
+        Span<ulong> frame = stackalloc ulong[6];
+        int n = 0;
+        Segment ss;
+        ulong ssDesc = 0, sp;
+        bool inner = newCpl < Cpl;
+        if (inner)
+        {
+            if (!ReadTssStack(newCpl, out ushort ssSel, out sp))
+            {
+                AddExt(ext);
                 return;
-            // The new SS must be a present writable data segment at the new privilege.
-            uint ssErr = (uint)(ssSel & ~3) | ExtBit(kind);
-            if ((ssSel & ~3) == 0 || (ssSel & 3) != newCpl)
+            }
+            uint ssErr = (uint)(ssSel & ~3) | ext;
+            if ((ssSel & ~3) == 0)
+            {
+                RaiseFault(Vector.TS, ext);
+                return;
+            }
+            if ((ssSel & 3) != newCpl)
             {
                 RaiseFault(Vector.TS, ssErr);
                 return;
             }
-            if (!ReadDescriptor(ssSel, out ulong ssDesc, Vector.TS))
+            if (!ReadDescriptor(ssSel, out ssDesc, Vector.TS))
+            {
+                AddExt(ext);
                 return;
-            var ss = SegmentFromDescriptor(ssSel, ssDesc);
+            }
+            ss = SegmentFromDescriptor(ssSel, ssDesc);
             if (ss.IsSystem || ss.IsCode || (ss.Type & 2) == 0 || ss.Dpl != newCpl)
             {
                 RaiseFault(Vector.TS, ssErr);
@@ -227,117 +331,119 @@ public sealed unsafe partial class X86Cpu
                 RaiseFault(Vector.SS, ssErr);
                 return;
             }
-            int savedCpl = Cpl;
-            Cpl = newCpl;
-            Segs[SegReg.Ss] = ss;
-            ModeChanged();
-            Regs[Gpr.Rsp] = sp;
-            Push(oldSs.Selector, size);
-            Push(oldSp, size);
-            PushFrame(flags, oldCsSel, size, hasError, error);
-            if (_abort)
+            frame[n++] = Segs[SegReg.Ss].Selector;
+            frame[n++] = Regs[Gpr.Rsp];
+            int bytes = (hasError ? 6 : 5) * size;
+            if (!StackFits(ss, sp, bytes))
             {
-                Cpl = savedCpl;
-                Segs[SegReg.Ss] = oldSs;
-                Regs[Gpr.Rsp] = oldSp;
-                ModeChanged();
+                RaiseFault(Vector.SS, ssErr);
                 return;
             }
         }
         else
         {
-            PushFrame(flags, oldCsSel, size, hasError, error);
-            if (_abort)
+            ss = Segs[SegReg.Ss];
+            sp = Regs[Gpr.Rsp];
+            if (!StackFits(ss, sp, (hasError ? 4 : 3) * size))
             {
-                Regs[Gpr.Rsp] = oldSp;
+                RaiseFault(Vector.SS, ext);
                 return;
             }
         }
-        SetDescriptorAccessed(cs.Selector, csDesc);
-        cs.Selector = (ushort)((cs.Selector & ~3) | newCpl);
-        FinishDelivery(cs, newCpl, offset, type);
-    }
-
-    private void PushFrame(ulong flags, ushort csSel, int size, bool hasError, uint error)
-    {
-        Push(flags, size);
-        Push(csSel, size);
-        Push(Rip, size);
+        frame[n++] = flags;
+        frame[n++] = oldCs;
+        frame[n++] = Rip;
         if (hasError)
-            Push(error, size);
+            frame[n++] = error;
+        ulong mask = ss.DefaultBig ? 0xFFFFFFFFUL : 0xFFFFUL;
+        ulong newSp = WriteFrame(ss.Base, sp, mask, size, newCpl < 3, frame[..n]);
+        if (newSp == ulong.MaxValue)
+            return;
+        SetDescriptorAccessed(cs.Selector, csDesc);
+        if (inner)
+            SetDescriptorAccessed(ss.Selector, ssDesc);
+        if (_abort) return;
+        if (inner)
+        {
+            ss.Attributes |= 1;
+            Segs[SegReg.Ss] = ss;
+        }
+        Regs[Gpr.Rsp] = (sp & ~mask) | newSp;
+        cs.Selector = (ushort)((cs.Selector & ~3) | newCpl);
+        FinishDelivery(cs, newCpl, offset, gateType);
     }
 
     private void DeliverLong(int vector, EventKind kind, bool hasError, uint error)
     {
+        uint ext = ExtBit(kind);
         if (!ReadGate(vector, kind, 16, out ulong lo, out ulong hi, out var cs, out ulong csDesc))
             return;
-        int type = (int)(lo >> 40) & 0xF;
+        int gateType = (int)(lo >> 40) & 0xF;
         if (!cs.Long || cs.DefaultBig)
         {
-            RaiseFault(Vector.GP, (uint)(cs.Selector & ~3) | ExtBit(kind));
+            RaiseFault(Vector.GP, (uint)(cs.Selector & ~3) | ext);
             return;
         }
         ulong offset = (lo & 0xFFFF) | (((lo >> 48) & 0xFFFF) << 16) | ((hi & 0xFFFFFFFF) << 32);
+        if (!IsCanonical(offset))
+        {
+            RaiseFault(Vector.GP, ext);
+            return;
+        }
         int ist = (int)(lo >> 32) & 7;
-        bool conforming = (cs.Type & 4) != 0;
-        int newCpl = conforming ? Cpl : cs.Dpl;
-        ulong flags = GetRFlags();
-        var oldSs = Segs[SegReg.Ss];
-        ulong oldSp = Regs[Gpr.Rsp];
-        ushort oldCsSel = Segs[SegReg.Cs].Selector;
-        int oldCpl = Cpl;
-        var oldCs = Segs[SegReg.Cs];
-
+        int newCpl = (cs.Type & 4) != 0 ? Cpl : cs.Dpl;
         ulong sp;
+        // SDM §6.14.4/§6.14.5: an IST entry always switches stacks; otherwise only a privilege change does.
         if (ist != 0)
         {
-            if (!ReadTssIst(ist, out sp)) return;
+            if (!ReadTssIst(ist, out sp)) { AddExt(ext); return; }
         }
         else if (newCpl < Cpl)
         {
-            if (!ReadTssStack(newCpl, out _, out sp)) return;
+            if (!ReadTssStack(newCpl, out _, out sp)) { AddExt(ext); return; }
         }
         else
         {
-            sp = oldSp;
+            sp = Regs[Gpr.Rsp];
         }
         if (!IsCanonical(sp))
         {
-            RaiseFault(Vector.SS, ExtBit(kind));
+            RaiseFault(Vector.SS, ext);
             return;
         }
-        sp &= ~0xFUL; // the frame is 16-byte aligned (SDM §6.14.2)
-        // Switch to the 64-bit handler's view of the stack before pushing.
-        Cpl = newCpl;
-        Segs[SegReg.Cs] = cs;
-        if (newCpl != oldCpl)
-            Segs[SegReg.Ss] = new Segment { Selector = (ushort)newCpl, Attributes = (ushort)(0x93 | (newCpl << 5)), Limit = 0xFFFFFFFF };
-        ModeChanged();
-        Regs[Gpr.Rsp] = sp;
-        Push(oldSs.Selector, 8);
-        Push(oldSp, 8);
-        Push(flags, 8);
-        Push(oldCsSel, 8);
-        Push(Rip, 8);
-        if (hasError)
-            Push(error, 8);
-        if (_abort)
-        {
-            Cpl = oldCpl;
-            Segs[SegReg.Cs] = oldCs;
-            Segs[SegReg.Ss] = oldSs;
-            Regs[Gpr.Rsp] = oldSp;
-            ModeChanged();
+        sp &= ~0xFUL; // the frame is 16-byte aligned in IA-32e mode (SDM §6.14.2)
+        Span<ulong> frame = stackalloc ulong[6];
+        frame[0] = Segs[SegReg.Ss].Selector;
+        frame[1] = Regs[Gpr.Rsp];
+        frame[2] = FlagsImage(vector, kind);
+        frame[3] = Segs[SegReg.Cs].Selector;
+        frame[4] = Rip;
+        frame[5] = error;
+        ulong newSp = WriteFrame(0, sp, ulong.MaxValue, 8, newCpl < 3, frame[..(hasError ? 6 : 5)]);
+        if (newSp == ulong.MaxValue)
             return;
-        }
         SetDescriptorAccessed(cs.Selector, csDesc);
+        if (_abort) return;
+        if (newCpl != Cpl)
+        {
+            // A privilege change loads SS with a null selector whose RPL is the new CPL (SDM §6.14.4).
+            Segs[SegReg.Ss] = new Segment { Selector = (ushort)newCpl, Attributes = (ushort)(0x93 | (newCpl << 5)), Limit = 0xFFFFFFFF };
+        }
+        Regs[Gpr.Rsp] = newSp;
         cs.Selector = (ushort)((cs.Selector & ~3) | newCpl);
-        FinishDelivery(cs, newCpl, offset, type);
+        FinishDelivery(cs, newCpl, offset, gateType);
+    }
+
+    private void AddExt(uint ext)
+    {
+        if (_pendingVector >= 0 && HasSelectorErrorCode(_pendingVector))
+            _pendingError |= ext;
     }
 
     private void FinishDelivery(Segment cs, int newCpl, ulong offset, int gateType)
     {
         cs.Attributes |= 1;
+        MaterializeFlags();
         ulong clear = RFlags.Tf | RFlags.Nt | RFlags.Rf | RFlags.Vm;
         if ((gateType & 1) == 0)
             clear |= RFlags.If; // interrupt gate, not trap gate

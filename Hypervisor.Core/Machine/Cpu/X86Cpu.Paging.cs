@@ -46,7 +46,7 @@ public sealed unsafe partial class X86Cpu
         ushort pcid = CurrentPcid;
         if (!Tlb.TryLookup(linear, pcid, out entry) || (access == AccessType.Write && !entry.Dirty))
         {
-            if (!Walk(linear, access, user, pcid, out entry))
+            if (!Walk(linear, access, user, implicitSupervisor, pcid, out entry))
                 return false;
         }
         if (!CheckPermissions(in entry, access, user, implicitSupervisor))
@@ -83,17 +83,20 @@ public sealed unsafe partial class X86Cpu
     private void RaisePageFault(ulong linear, AccessType access, bool user, bool present, bool reserved)
     {
         uint err = (present ? PfErr.P : 0) | (access == AccessType.Write ? PfErr.W : 0) | (user ? PfErr.U : 0) | (reserved ? PfErr.Rsvd : 0);
-        if (access == AccessType.Execute && ((Efer & Cpu.Efer.Nxe) != 0 || (Cr4 & Cpu.Cr4.Smep) != 0))
+        // I/D is reported for fetches when SMEP is on, or when NXE is on with PAE or 4-level paging (SDM §4.7).
+        if (access == AccessType.Execute && ((Cr4 & Cpu.Cr4.Smep) != 0 || ((Efer & Cpu.Efer.Nxe) != 0 && (Cr4 & Cpu.Cr4.Pae) != 0)))
             err |= PfErr.I;
         RaiseFault(Vector.PF, err, cr2: linear);
     }
 
     /// <summary>Walks the tables, setting accessed (and for writes dirty) bits, and caches the result.</summary>
-    private bool Walk(ulong linear, AccessType access, bool user, ushort pcid, out TlbEntry entry)
+    private bool Walk(ulong linear, AccessType access, bool user, bool implicitSupervisor, ushort pcid, out TlbEntry entry)
     {
         entry = default;
         bool nxe = (Efer & Cpu.Efer.Nxe) != 0;
-        ulong rsvdHigh = ~((1UL << Model.MaxPhysAddrBits) - 1) & ~PteXd;
+        // Reserved physical-address bits: 51:MAXPHYADDR with 4-level paging (62:52 are ignored,
+        // free for software), 62:MAXPHYADDR with PAE paging (SDM tables 4-14..4-19, 4-8..4-11).
+        ulong rsvdHigh = ~((1UL << Model.MaxPhysAddrBits) - 1) & (IsLongMode ? (1UL << 52) - 1 : ~PteXd);
         ulong xdReserved = nxe ? 0 : PteXd;
         bool writable = true, usr = true, nx = false;
         int levels;
@@ -121,7 +124,7 @@ public sealed unsafe partial class X86Cpu
         }
         else
         {
-            return Walk32(linear, access, user, pcid, out entry);
+            return Walk32(linear, access, user, implicitSupervisor, pcid, out entry);
         }
 
         for (int level = levels; level >= 1; level--, shift -= 9)
@@ -169,7 +172,7 @@ public sealed unsafe partial class X86Cpu
                 NoExecute = nx,
             };
             // Accessed and dirty are set only when the access is allowed (SDM §4.8).
-            if (!CheckPermissions(in e, access, user, false))
+            if (!CheckPermissions(in e, access, user, implicitSupervisor))
             {
                 entry = e;
                 return true; // the caller raises the protection fault
@@ -186,7 +189,7 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>32-bit paging: 4-byte entries, 4 MiB pages with CR4.PSE (PSE-36 high bits).</summary>
-    private bool Walk32(ulong linear, AccessType access, bool user, ushort pcid, out TlbEntry entry)
+    private bool Walk32(ulong linear, AccessType access, bool user, bool implicitSupervisor, ushort pcid, out TlbEntry entry)
     {
         entry = default;
         ulong pdeAddr = (Cr3 & 0xFFFFF000) + ((linear >> 22) & 1023) * 4;
@@ -238,7 +241,7 @@ public sealed unsafe partial class X86Cpu
             Writable = writable,
             User = usr,
         };
-        if (!CheckPermissions(in e, access, user, false))
+        if (!CheckPermissions(in e, access, user, implicitSupervisor))
         {
             entry = e;
             return true;

@@ -35,6 +35,12 @@ public sealed unsafe partial class X86Cpu
                 return new CpuExit { Reason = CpuExitReason.StopRequested, Address = Rip };
             if (InstructionsRetired >= end)
                 return new CpuExit { Reason = CpuExitReason.InstructionLimit, Address = Rip };
+            if ((_rflags & (RFlags.Tf | RFlags.Rf)) != 0 || _singleStepPending)
+            {
+                if (StepBoundary())
+                    return TakeExit();
+                continue;
+            }
 
             Block? block = FindBlock();
             if (block == null)

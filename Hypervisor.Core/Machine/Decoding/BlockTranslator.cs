@@ -209,13 +209,10 @@ internal sealed unsafe class BlockTranslator
         if (d.OpSize == 0)
             d.OpSize = (byte)(codeBits == 64 ? 4 : codeBits / 8);
         d.StackSize = (byte)(opSizeFromCode != 0 ? opSizeFromCode : codeBits == 64 ? 8 : codeBits / 8);
-        if (ins.FlowControl is FlowControl.UnconditionalBranch or FlowControl.ConditionalBranch or FlowControl.Call or FlowControl.Return)
+        if (ins.Mnemonic is Mnemonic.Loop or Mnemonic.Loope or Mnemonic.Loopne or Mnemonic.Jcxz or Mnemonic.Jecxz or Mnemonic.Jrcxz)
         {
-            // LOOP/JrCXZ count with CX, ECX or RCX whatever the operand size.
-            string name = ins.Code.ToString();
-            if (name.Contains("RCX") || name.StartsWith("Jrcxz", StringComparison.Ordinal)) d.AddrSize = 8;
-            else if (name.Contains("ECX") || name.StartsWith("Jecxz", StringComparison.Ordinal)) d.AddrSize = 4;
-            else if (name.Contains("_CX") || name.StartsWith("Jcxz", StringComparison.Ordinal)) d.AddrSize = 2;
+            // LOOP/JrCXZ count with CX, ECX or RCX: the code fixes it, whatever the operand size.
+            d.AddrSize = (byte)(ins.OpCode.AddressSize / 8);
         }
         if (SpecializeForms)
             Execution.FastForms.Specialize(ref d);

@@ -30,28 +30,40 @@ public sealed class Tlb
     /// <summary>Flush counters, for tests and statistics.</summary>
     public long Flushes { get; private set; }
 
-    private static int IndexOf(ulong linearPage) => (int)((linearPage >> 12) ^ (linearPage >> 24)) & (Entries - 1);
+    // The slot mixes in the PCID so address spaces that share linear pages do not evict each other;
+    // global entries live in the PCID-0 slot, which every lookup also probes.
+    private static int IndexOf(ulong linearPage, ushort pcid) =>
+        (int)((linearPage >> 12) ^ (linearPage >> 24) ^ ((ulong)pcid * 0x9E5)) & (Entries - 1);
 
     public bool TryLookup(ulong linear, ushort pcid, out TlbEntry entry)
     {
         ulong page = linear & ~0xFFFUL;
-        ref var e = ref _e[IndexOf(page)];
+        ref var e = ref _e[IndexOf(page, pcid)];
         if (e.Valid && e.LinearPage == page && (e.Global || e.Pcid == pcid))
         {
             entry = e;
             return true;
         }
+        if (pcid != 0)
+        {
+            ref var g = ref _e[IndexOf(page, 0)];
+            if (g.Valid && g.Global && g.LinearPage == page)
+            {
+                entry = g;
+                return true;
+            }
+        }
         entry = default;
         return false;
     }
 
-    public void Insert(in TlbEntry entry) => _e[IndexOf(entry.LinearPage)] = entry;
+    public void Insert(in TlbEntry entry) => _e[IndexOf(entry.LinearPage, entry.Global ? (ushort)0 : entry.Pcid)] = entry;
 
     /// <summary>Marks the cached leaf dirty after the walker set D in memory.</summary>
     public void SetDirty(ulong linear, ushort pcid)
     {
         ulong page = linear & ~0xFFFUL;
-        ref var e = ref _e[IndexOf(page)];
+        ref var e = ref _e[IndexOf(page, pcid)];
         if (e.Valid && e.LinearPage == page && (e.Global || e.Pcid == pcid))
             e.Dirty = true;
     }
@@ -95,6 +107,9 @@ public sealed class Tlb
         }
         Flushes++;
     }
+
+    /// <summary>Whether a translation of <paramref name="linear"/> usable by <paramref name="pcid"/> is cached (tests).</summary>
+    public bool Contains(ulong linear, ushort pcid) => TryLookup(linear, pcid, out _);
 
     public int CountValid()
     {

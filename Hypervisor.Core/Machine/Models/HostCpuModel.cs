@@ -47,6 +47,8 @@ public sealed class HostCpuModel
     internal bool HasCx16 { get; }
     /// <summary>CPUID.(EAX=07H,ECX=0):EBX.BMI1: F3 0F BC is TZCNT (else the prefix is ignored: BSF).</summary>
     internal bool HasBmi1 { get; }
+    /// <summary>AMD processors keep the legacy-mode SYSCALL/SYSRET forms and SYSCALL from compatibility mode.</summary>
+    public bool IsAmd => Vendor == "AuthenticAMD";
 
     public bool Has1GbPages => (Cpuid.Lookup(0x80000001, 0).Edx & (1u << 26)) != 0;
 
@@ -59,9 +61,11 @@ public sealed class HostCpuModel
 
     // Feature bits the software CPU implements (CPUID bit positions from the SDM / APM).
     internal const uint Leaf1Edx = (1u << 3) /*PSE*/ | (1u << 4) /*TSC*/ | (1u << 5) /*MSR*/ | (1u << 6) /*PAE*/
-        | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/;
+        | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/
+        | (1u << 19) /*CLFSH*/;
     internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/ | (1u << 26) /*XSAVE*/;
     internal const uint Leaf7Ebx = (1u << 3) /*BMI1*/ | (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
+    internal const uint Leaf7Ecx = (1u << 22) /*RDPID*/;
     internal const uint Ext1Ecx = (1u << 0) /*LAHF/SAHF*/ | (1u << 5) /*ABM: LZCNT*/;
     internal const uint Ext1Edx = (1u << 11) /*SYSCALL*/ | (1u << 20) /*NX*/ | (1u << 26) /*1GB pages*/ | (1u << 27) /*RDTSCP*/ | (1u << 29) /*LM*/;
 
@@ -98,7 +102,7 @@ public sealed class HostCpuModel
         var t = new CpuidTable();
         SetVendor(t, 0xD, "AuthenticAMD");
         t.Set(1, 0, signature, (8u << 8) | (1u << 16), Leaf1Ecx, Leaf1Edx);
-        t.Set(7, 0, 0, Leaf7Ebx, 0, 0, indexed: true);
+        t.Set(7, 0, 0, Leaf7Ebx, Leaf7Ecx, 0, indexed: true);
         // XSAVE: only the x87 component is architecturally present (bit 0 is always set in XCR0).
         t.Set(0xD, 0, 1, 576, 576, 0, indexed: true);
         t.Set(0x80000000, 0, 0x80000021, 0, 0, 0);
