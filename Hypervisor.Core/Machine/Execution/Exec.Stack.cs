@@ -214,5 +214,8 @@ internal static unsafe partial class Exec
             nf &= ~RFlags.Rf;
         c.SetRFlags(nf);
         c.SetStackPointer(c.StackPointer + (ulong)size);
+        // Single-step is checked where a block starts: a change of TF must end this one.
+        if (((old ^ nf) & RFlags.Tf) != 0)
+            c._stop = true;
     }
 }

@@ -63,7 +63,7 @@ public sealed class HostCpuModel
     internal const uint Leaf1Edx = (1u << 3) /*PSE*/ | (1u << 4) /*TSC*/ | (1u << 5) /*MSR*/ | (1u << 6) /*PAE*/
         | (1u << 8) /*CX8*/ | (1u << 13) /*PGE*/ | (1u << 15) /*CMOV*/ | (1u << 16) /*PAT*/ | (1u << 17) /*PSE36*/
         | (1u << 19) /*CLFSH*/;
-    internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/ | (1u << 26) /*XSAVE*/;
+    internal const uint Leaf1Ecx = (1u << 13) /*CX16*/ | (1u << 17) /*PCID*/ | (1u << 23) /*POPCNT*/;
     internal const uint Leaf7Ebx = (1u << 3) /*BMI1*/ | (1u << 7) /*SMEP*/ | (1u << 10) /*INVPCID*/ | (1u << 20) /*SMAP*/;
     internal const uint Leaf7Ecx = (1u << 22) /*RDPID*/;
     internal const uint Ext1Ecx = (1u << 0) /*LAHF/SAHF*/ | (1u << 5) /*ABM: LZCNT*/;

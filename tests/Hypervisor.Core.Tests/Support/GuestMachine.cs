@@ -33,11 +33,12 @@ public sealed class GuestMachine : IDisposable
     public List<(ushort Port, ulong Value, int Size)> Outs { get; } = new();
     public ulong InputValue { get; set; }
 
-    public GuestMachine(GuestMode mode)
+    /// <param name="model">The CPU model; the default model when null.</param>
+    public GuestMachine(GuestMode mode, Hypervisor.Core.Machine.Models.HostCpuModel? model = null)
     {
         Mode = mode;
         Memory.AddSlot(0, 0, RamSize);
-        Cpu = new X86Cpu(Memory);
+        Cpu = new X86Cpu(Memory, model);
         WriteGdt();
         switch (mode)
         {

@@ -12,9 +12,12 @@ public class MsrCpuidTests
 {
     private const ulong UserCode = 0x50000;
 
-    private static GuestMachine Long()
+    /// <summary>The default model does not list XSAVE (no XSAVE/XRSTOR yet); XCR0 tests use one that does.</summary>
+    private static readonly Hypervisor.Core.Machine.Models.HostCpuModel XsaveModel = Support.Data.ModelMachine.DefaultWith(1, 'c', 26, present: true);
+
+    private static GuestMachine Long(Hypervisor.Core.Machine.Models.HostCpuModel? model = null)
     {
-        var m = new GuestMachine(GuestMode.Long64);
+        var m = new GuestMachine(GuestMode.Long64, model);
         InstallIdt(m);
         InstallTss64(m);
         return m;
@@ -71,7 +74,7 @@ public class MsrCpuidTests
     [Test]
     public void Cpuid_Leaf1_OsxsaveMirrorsCr4AndApicIdIsReported()
     {
-        using var m = Long();
+        using var m = Long(XsaveModel);
         m.Cpu.InitialApicId = 3;
         var exit = SystemGuest.Run(m, a =>
         {
@@ -113,7 +116,7 @@ public class MsrCpuidTests
     [Test]
     public void Xgetbv_ReadsXcr0()
     {
-        using var m = Long();
+        using var m = Long(XsaveModel);
         var exit = SystemGuest.Run(m, a =>
         {
             SetOsxsave(a);
@@ -158,9 +161,16 @@ public class MsrCpuidTests
     }
 
     [Test]
-    public void Xsetbv_Cpl3_Gp0()
+    public void Cr4Osxsave_ModelWithoutXsave_Refused()
     {
         using var m = Long();
+        Assert.That(m.Cpu.WriteCr4(m.Cpu.Cr4 | Cr4.Osxsave), Is.False, "CR4.OSXSAVE needs CPUID.1:ECX.XSAVE");
+    }
+
+    [Test]
+    public void Xsetbv_Cpl3_Gp0()
+    {
+        using var m = Long(XsaveModel);
         m.Cpu.WriteCr4(m.Cpu.Cr4 | Cr4.Osxsave);
         var exit = RunUser(m, a =>
         {

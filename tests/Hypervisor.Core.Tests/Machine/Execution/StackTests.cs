@@ -361,17 +361,18 @@ public class StackTests
     {
         using var m = new GuestMachine(GuestMode.Protected32);
         var exit = RunV86(m, 0, 0, a => a.pushf());
-        Assert.That(exit.Message, Does.Contain("interrupt 13"));
+        Assert.That(exit.Message, Does.Contain("#GP").And.Contain("virtual-8086"));
         Assert.That(m.Cpu.Rip, Is.Zero, "stopped at the PUSHF");
     }
 
     [Test]
     public void Pushf_V86WithVme_ShowsVifAsIfAndIopl3()
     {
-        using var m = new GuestMachine(GuestMode.Protected32);
-        m.Cpu.WriteCr4(Cr4.Vme);
+        // CR4.VME is writable only on a model whose CPUID lists VME (leaf 1 EDX[1]).
+        using var m = new GuestMachine(GuestMode.Protected32, Support.Data.ModelMachine.DefaultWith(1, 'd', 1, present: true));
+        Assert.That(m.Cpu.WriteCr4(Cr4.Vme), Is.True);
         var exit = RunV86(m, 0, RFlags.Vif, a => a.pushf());
-        Assert.That(exit.Message, Does.Contain("interrupt 13"));
+        Assert.That(exit.Message, Does.Contain("#GP").And.Contain("virtual-8086"));
         Assert.That(m.Cpu.Rip, Is.EqualTo(1), "PUSHF done, stopped at the HLT");
         Assert.That(m.Memory.ReadU32(0x6FFE) & 0xFFFF, Is.EqualTo(RFlags.Fixed1 | RFlags.If | Iopl3));
     }
@@ -389,7 +390,7 @@ public class StackTests
     {
         using var m = new GuestMachine(GuestMode.Protected32);
         var exit = RunV86(m, 0, 0, a => { a.push((short)0); a.push((short)0); a.popfd(); });
-        Assert.That(exit.Message, Does.Contain("interrupt 13"));
+        Assert.That(exit.Message, Does.Contain("#GP").And.Contain("virtual-8086"));
         Assert.That(m.Cpu.Rip, Is.EqualTo(4), "stopped at the POPFD");
     }
 }
