@@ -1,0 +1,46 @@
+using Hypervisor.Host.Devices;
+using Hypervisor.Host.Runtime;
+
+namespace Hypervisor.Host.Cli;
+
+/// <summary>
+/// Every exit status <c>hv</c> can return, in one place; <see cref="HelpText"/> is shown by
+/// <c>hv --help</c>. Statuses are part of the stable interface: add, never renumber.
+/// Odd statuses belong to the guest's isa-debug-exit writes, so hv's own are even.
+/// </summary>
+public static class ExitCodes
+{
+    /// <summary>The guest executed HLT with IF = 0 and nothing pending.</summary>
+    public const int Halted = 0;
+    /// <summary>Bad command line, or an image that cannot be read or loaded: nothing ran.</summary>
+    public const int UsageOrImageError = 2;
+    /// <summary>The guest shut down (triple fault).</summary>
+    public const int Shutdown = 3;
+    /// <summary>Unimplemented instruction or internal error.</summary>
+    public const int InternalError = 4;
+    /// <summary>The --max-instructions budget ran out before the guest stopped.</summary>
+    public const int InstructionLimit = 6;
+
+    /// <summary>(v &lt;&lt; 1) | 1 for a write of v to isa-debug-exit, as QEMU exits.</summary>
+    public static int DebugExit(uint value) => Devices.DebugExit.StatusFor(value);
+
+    public static int For(RunResult result) => result.End switch
+    {
+        RunEnd.Halted => Halted,
+        RunEnd.DebugExit => DebugExit(result.DebugExitValue),
+        RunEnd.Shutdown => Shutdown,
+        RunEnd.InstructionLimit => InstructionLimit,
+        _ => InternalError,
+    };
+
+    public const string HelpText =
+        """
+        Exit status:
+          0          the guest halted (HLT with interrupts disabled and nothing pending)
+          (v<<1)|1   the guest wrote v to isa-debug-exit (port 0xf4), as QEMU exits; the shell sees the low 8 bits
+          2          bad command line, or an image that cannot be read or loaded (nothing ran)
+          3          the guest shut down (triple fault); the reason is on stderr
+          4          unimplemented instruction or internal error; the report is on stderr
+          6          the --max-instructions budget ran out before the guest stopped
+        """;
+}

@@ -1,0 +1,47 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+
+namespace Hypervisor.Host.Cli;
+
+/// <summary>Builds the <c>hv</c> command tree and runs it. Parse errors are usage errors (status 2),
+/// never a guest's status.</summary>
+public static class HvCommandLine
+{
+    public const string Description =
+        "hv: a KVM-style hypervisor whose hardware is a software x86-64 CPU.\n\n" + ExitCodes.HelpText;
+
+    public static RootCommand Create(HostConsole console, ILoggerFactory logging)
+    {
+        var root = new RootCommand(Description);
+        root.Subcommands.Add(new RunCommand(console, logging));
+        root.Subcommands.Add(new BenchCommand(console, logging));
+        return root;
+    }
+
+    public static int Invoke(string[] args, HostConsole console, ILoggerFactory logging)
+    {
+        var root = Create(console, logging);
+        var parse = root.Parse(args);
+        // Our own handler: System.CommandLine's would exit 1, which is a guest's debug-exit status.
+        var config = new InvocationConfiguration { Output = console.Out, Error = console.Error, EnableDefaultExceptionHandler = false };
+        if (parse.Errors.Count > 0 && !AsksForHelp(parse))
+        {
+            foreach (var e in parse.Errors)
+                console.Error.WriteLine($"hv: {e.Message}");
+            console.Error.WriteLine("Try 'hv --help' for usage.");
+            return ExitCodes.UsageOrImageError;
+        }
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (Exception e)
+        {
+            console.Error.WriteLine($"hv: internal error: {e}");
+            return ExitCodes.InternalError;
+        }
+    }
+
+    private static bool AsksForHelp(ParseResult parse) =>
+        parse.Action is System.CommandLine.Help.HelpAction;
+}

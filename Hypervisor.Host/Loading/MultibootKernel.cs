@@ -1,0 +1,155 @@
+using Hypervisor.Core.Machine.Cpu;
+using Hypervisor.Core.Machine.Memory;
+
+namespace Hypervisor.Host.Loading;
+
+public enum ImageFormat { AoutKludge, Elf32, Elf64 }
+
+/// <summary>
+/// A multiboot v1 kernel, checked against the guest memory it will be loaded into, the way
+/// <c>qemu -kernel</c> loads one: <see cref="Check"/> finds every problem before anything is
+/// written (so a bad image runs nothing), <see cref="LoadInto"/> copies the segments, zeroes the
+/// bss, writes the boot page and puts the CPU in the state the specification defines (§3.2).
+/// </summary>
+public sealed class MultibootKernel
+{
+    /// <summary>A 32-bit entry with paging off reaches only the first 4 GiB.</summary>
+    private const ulong AddressLimit = 1UL << 32;
+
+    private readonly byte[] _file;
+
+    private MultibootKernel(byte[] file, ImageFormat format, MultibootHeader header, IReadOnlyList<LoadSegment> segments, uint entry, ulong bootInfoArea)
+    {
+        _file = file;
+        Format = format;
+        Header = header;
+        Segments = segments;
+        Entry = entry;
+        BootInfoArea = bootInfoArea;
+    }
+
+    public ImageFormat Format { get; }
+    public MultibootHeader Header { get; }
+    public IReadOnlyList<LoadSegment> Segments { get; }
+    /// <summary>Physical address where execution starts.</summary>
+    public uint Entry { get; }
+    /// <summary>Base of the boot page (GDT, multiboot information, memory map): the first page after the image.</summary>
+    public ulong BootInfoArea { get; }
+    public ulong BootInfoAddress => BootInfoArea + MultibootInfo.InfoOffset;
+
+    /// <summary>Parses and checks <paramref name="file"/> for a guest with <paramref name="memorySize"/> bytes of RAM at 0.</summary>
+    /// <exception cref="ImageException">with a one-line message saying what is wrong and where.</exception>
+    public static MultibootKernel Check(byte[] file, ulong memorySize)
+    {
+        var header = MultibootHeader.Find(file);
+        ImageFormat format;
+        IReadOnlyList<LoadSegment> segments;
+        ulong entry;
+        if (header.HasAoutKludge)
+        {
+            format = ImageFormat.AoutKludge;
+            var seg = AoutKludgeSegment(header, file.Length);
+            segments = new[] { seg };
+            entry = header.EntryAddr;
+        }
+        else
+        {
+            var elf = ElfImage.Parse(file);
+            format = elf.Bits == 32 ? ImageFormat.Elf32 : ImageFormat.Elf64;
+            segments = elf.Segments;
+            entry = elf.PhysicalEntry();
+        }
+
+        ulong total = 0;
+        foreach (var s in segments)
+            total += s.MemorySize;
+        if (total > memorySize)
+            throw new ImageException($"image larger than memory: its segments need {total} bytes (0x{total:x}), guest memory is {memorySize} bytes (0x{memorySize:x}); try --memory");
+        ulong reach = Math.Min(memorySize, AddressLimit);
+        foreach (var s in segments)
+        {
+            if (s.End > reach || s.End < s.Address)
+                throw new ImageException($"{Describe(format, s)} is outside guest memory [0x0, 0x{reach:x})");
+        }
+        var sorted = new List<LoadSegment>(segments);
+        sorted.Sort((a, b) => a.Address.CompareTo(b.Address));
+        for (int k = 1; k < sorted.Count; k++)
+        {
+            if (sorted[k].Address < sorted[k - 1].End)
+                throw new ImageException($"{Describe(format, sorted[k - 1])} and {Describe(format, sorted[k])} overlap");
+        }
+        bool entryLoaded = false;
+        foreach (var s in segments)
+            entryLoaded |= entry >= s.Address && entry < s.FileEnd;
+        if (!entryLoaded)
+        {
+            var ranges = new List<string>();
+            foreach (var s in segments)
+                ranges.Add($"[0x{s.Address:x}, 0x{s.FileEnd:x})");
+            throw new ImageException($"entry point 0x{entry:x} is outside the loaded code {string.Join(", ", ranges)}");
+        }
+
+        ulong imageEnd = sorted[^1].End;
+        ulong area = (imageEnd + MultibootInfo.AreaSize - 1) & ~(MultibootInfo.AreaSize - 1);
+        if (area + MultibootInfo.AreaSize > reach)
+            throw new ImageException($"no room for the multiboot information: it goes in the page after the image (0x{area:x}), but guest memory ends at 0x{reach:x}; try --memory");
+        return new MultibootKernel(file, format, header, segments, (uint)entry, area);
+    }
+
+    /// <summary>The one range an a.out-kludge image loads (§3.1.3): the file from the header's
+    /// offset minus (header_addr - load_addr), up to load_end_addr (0: end of file), then bss.</summary>
+    private static LoadSegment AoutKludgeSegment(MultibootHeader h, int fileLength)
+    {
+        string at = $"multiboot header at file offset 0x{h.FileOffset:x}";
+        if (h.LoadAddr > h.HeaderAddr)
+            throw new ImageException($"{at}: load_addr 0x{h.LoadAddr:x} is above header_addr 0x{h.HeaderAddr:x}");
+        long start = h.FileOffset - (long)(h.HeaderAddr - h.LoadAddr);
+        if (start < 0)
+            throw new ImageException($"{at}: header_addr 0x{h.HeaderAddr:x} - load_addr 0x{h.LoadAddr:x} puts the start of the image {-start} bytes before the beginning of the file");
+        ulong loadSize;
+        if (h.LoadEndAddr == 0)
+        {
+            loadSize = (ulong)(fileLength - start);
+        }
+        else
+        {
+            if (h.LoadEndAddr < h.LoadAddr)
+                throw new ImageException($"{at}: load_end_addr 0x{h.LoadEndAddr:x} is below load_addr 0x{h.LoadAddr:x}");
+            loadSize = h.LoadEndAddr - h.LoadAddr;
+            if ((ulong)start + loadSize > (ulong)fileLength)
+                throw new ImageException($"truncated: load_addr..load_end_addr [0x{h.LoadAddr:x}, 0x{h.LoadEndAddr:x}) needs file bytes [0x{start:x}, 0x{(ulong)start + loadSize:x}) but the file ends at 0x{fileLength:x}");
+        }
+        ulong memSize = loadSize;
+        if (h.BssEndAddr != 0)
+        {
+            ulong loadEnd = h.LoadAddr + loadSize;
+            if (h.BssEndAddr < loadEnd)
+                throw new ImageException($"{at}: bss_end_addr 0x{h.BssEndAddr:x} is below the end of the loaded data 0x{loadEnd:x}");
+            memSize = h.BssEndAddr - h.LoadAddr;
+        }
+        if (memSize == 0)
+            throw new ImageException($"{at}: the a.out kludge loads nothing (load range is empty)");
+        return new LoadSegment(0, h.LoadAddr, (ulong)start, loadSize, memSize);
+    }
+
+    private static string Describe(ImageFormat format, LoadSegment s) =>
+        format == ImageFormat.AoutKludge ? $"the a.out kludge load range {s}" : $"program header {s.Index} (PT_LOAD {s})";
+
+    /// <summary>Writes the image and the boot page into <paramref name="memory"/> and sets the CPU's entry state.</summary>
+    public void LoadInto(PhysicalMemory memory, X86Cpu cpu)
+    {
+        Span<byte> zeros = stackalloc byte[4096];
+        foreach (var s in Segments)
+        {
+            memory.Write(s.Address, _file.AsSpan((int)s.FileOffset, (int)s.FileSize));
+            // Zero the bss even though fresh guest memory is zero: the loader must not depend on it.
+            for (ulong a = s.FileEnd; a < s.End; a += (ulong)zeros.Length)
+                memory.Write(a, zeros[..(int)Math.Min((ulong)zeros.Length, s.End - a)]);
+        }
+        ulong memorySize = 0;
+        foreach (var slot in memory.Slots)
+            memorySize = Math.Max(memorySize, slot.GuestEnd);
+        memory.Write(BootInfoArea, MultibootInfo.Build(BootInfoArea, memorySize));
+        MultibootEntryState.Apply(cpu, Entry, (uint)BootInfoAddress, BootInfoArea + MultibootInfo.GdtOffset);
+    }
+}

@@ -1,0 +1,21 @@
+using Hypervisor.Samples.Guests;
+
+namespace Hypervisor.Samples;
+
+/// <summary>A sample guest: the file it is committed as under samples/images, and how to build it.</summary>
+public sealed record Sample(string FileName, string Description, Func<byte[]> Build)
+{
+    /// <summary>Samples load at 1 MiB, where PC kernels usually go.</summary>
+    public const uint LoadAddress = 0x100000;
+
+    /// <summary>Every sample, in the order they are documented. The differential tests run each
+    /// one under hv and QEMU and compare serial output and exit status.</summary>
+    public static IReadOnlyList<Sample> All { get; } =
+    [
+        new("hello.elf", "prints a greeting on COM1 and exits through isa-debug-exit (ELF32)", Hello.Build),
+        new("mbinfo.bin", "checks and prints the multiboot information the loader provides", BootInfo.Build),
+        new("uart.bin", "reads back 16550 registers, the THRE interrupt and loopback", Uart.Build),
+        new("ports.bin", "reads an unclaimed port, exits with a 16-bit debug-exit write", Ports.Build),
+        new("triple.bin", "prints a line, then triple-faults (hv status 3; QEMU -no-reboot exits 0)", TripleFault.Build),
+    ];
+}
