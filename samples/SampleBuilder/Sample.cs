@@ -17,5 +17,9 @@ public sealed record Sample(string FileName, string Description, Func<byte[]> Bu
         new("uart.bin", "reads back 16550 registers, the THRE interrupt and loopback", Uart.Build),
         new("ports.bin", "reads an unclaimed port, exits with a 16-bit debug-exit write", Ports.Build),
         new("triple.bin", "prints a line, then triple-faults (hv status 3; QEMU -no-reboot exits 0)", TripleFault.Build),
+        new("alu64.bin", "every integer ALU operation and size over edge values: hashes of results and defined flags", Differential.AluProgram.Build),
+        new("system64.bin", "long mode IDT: #DE #UD #BP #GP #PF (not present, write, NX) INT n, A/D bits, INVLPG", Differential.SystemProgram.Build),
+        new("flow64.bin", "string instructions in every width and direction, recursion, ENTER/LEAVE, POPF, LOOP, self-modifying code", Differential.FlowProgram.Build),
+        new("legacy32.bin", "32-bit protected mode: DAA/DAS/AAA/AAS/AAM/AAD, PUSHAD/POPAD, 16-bit forms, LOOP/JECXZ, a CS reload by RETF", Differential.Legacy32Program.Build),
     ];
 }
