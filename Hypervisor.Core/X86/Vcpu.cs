@@ -1,0 +1,154 @@
+using Hypervisor.Core.Machine.Cpu;
+using Hypervisor.Core.X86.Cpuid;
+
+namespace Hypervisor.Core.X86;
+
+/// <summary>Work the common layer must do before the next guest entry (KVM_REQ_*).</summary>
+[Flags]
+public enum VcpuRequest
+{
+    None = 0,
+    /// <summary>KVM_REQ_TLB_FLUSH: every translation of this vCPU.</summary>
+    TlbFlush = 1,
+    /// <summary>KVM_REQ_TLB_FLUSH_CURRENT: the current context's translations.</summary>
+    TlbFlushCurrent = 2,
+    /// <summary>KVM_REQ_TLB_FLUSH_GUEST: what the guest could have cached (its own flush requests).</summary>
+    TlbFlushGuest = 4,
+}
+
+/// <summary>
+/// A virtual CPU (KVM's <c>struct kvm_vcpu</c> with its <c>vcpu-&gt;arch</c>): the register cache,
+/// the state kept outside the vendor's control structure, the guest CPUID and caps, requests,
+/// the last exit and exit statistics. <see cref="Cpu"/> is the (software) processor it runs on.
+/// </summary>
+public sealed partial class Vcpu : IDisposable, IRegisterSource
+{
+    internal Vcpu(Vm vm, int id)
+    {
+        Vm = vm;
+        Id = id;
+        Cpu = new X86Cpu(vm.Memory, vm.Kvm.Model);
+        Regs = new RegisterCache { Source = this };
+        Ops.VcpuCreate(this);
+        Reset(initEvent: false);
+    }
+
+    public Vm Vm { get; }
+    public int Id { get; }
+    public IX86Ops Ops => Vm.Ops;
+
+    /// <summary>The software processor this vCPU runs on (the "hardware").</summary>
+    public X86Cpu Cpu { get; }
+
+    public RegisterCache Regs { get; }
+
+    /// <summary>The vendor's per-vCPU state (vcpu_svm / vcpu_vmx).</summary>
+    public object? VendorState { get; set; }
+
+    /// <summary>The table from KVM_SET_CPUID2, or null before userspace set one.</summary>
+    public GuestCpuid? Cpuid { get; private set; }
+
+    /// <summary>Guest caps = guest CPUID ∩ supported caps; feature checks ask these, never the raw table.</summary>
+    public CpuCaps GuestCaps => Cpuid?.Caps ?? Empty;
+    private static readonly CpuCaps Empty = new();
+
+    public bool HasRun { get; private set; }
+
+    /// <summary>The exit <see cref="Run"/> returned last.</summary>
+    public VcpuExit Exit;
+
+    public ExitStatistics Stats { get; } = new();
+
+    // State kept in vcpu->arch rather than in the register cache.
+    public ulong Efer { get; internal set; }
+    public ulong Cr2 { get; set; }
+    public ulong Cr8 { get; set; }
+    public ulong Xcr0 { get; internal set; } = 1;
+    public ulong Dr6 { get; set; } = 0xFFFF0FF0;
+    public ulong Dr7 { get; set; } = 0x400;
+
+    private VcpuRequest _requests;
+    public VcpuRequest PendingRequests => _requests;
+
+    public void MakeRequest(VcpuRequest r) => _requests |= r;
+
+    void IRegisterSource.CacheReg(RegisterCache cache, VcpuReg reg) => Ops.CacheReg(this, reg);
+
+    /// <summary>RESET or INIT: registers to their architectural initial values, then the vendor.</summary>
+    public void Reset(bool initEvent)
+    {
+        for (int r = 0; r < VcpuRegs.Count; r++)
+            if (r != (int)VcpuReg.Pdptr && r != (int)VcpuReg.Segments)
+                Regs.Write((VcpuReg)r, 0);
+        Regs.Write(VcpuReg.Rdx, Vm.Kvm.Model.ResetEdx);
+        Regs.Write(VcpuReg.Rip, 0xFFF0);
+        Regs.Write(VcpuReg.Rflags, RFlags.Fixed1);
+        Regs.Write(VcpuReg.Cr0, Machine.Cpu.Cr0.Et | Machine.Cpu.Cr0.Cd | Machine.Cpu.Cr0.Nw);
+        Efer = 0;
+        Cr2 = Cr8 = 0;
+        Xcr0 = 1;
+        Dr6 = 0xFFFF0FF0;
+        Dr7 = 0x400;
+        Ops.VcpuReset(this, initEvent);
+    }
+
+    /// <summary>KVM_RUN: services requests, enters the guest through the vendor, handles exits in
+    /// the kernel until one needs userspace, and returns it.</summary>
+    public VcpuExit Run()
+    {
+        HasRun = true;
+        CompleteUserspaceExit();
+        Exit = default;
+        while (true)
+        {
+            ServiceRequests();
+            var fastpath = Ops.Run(this);
+            int r = Ops.HandleExit(this, fastpath);
+            if (r <= 0)
+            {
+                Stats.Count(Exit.Reason);
+                return Exit;
+            }
+        }
+    }
+
+    /// <summary>Requests are serviced in KVM's order: full flush supersedes the others.</summary>
+    private void ServiceRequests()
+    {
+        var r = _requests;
+        if (r == VcpuRequest.None)
+            return;
+        _requests = VcpuRequest.None;
+        if ((r & VcpuRequest.TlbFlush) != 0)
+        {
+            Ops.FlushTlbAll(this);
+            return; // a full flush covers the current context and the guest's own entries
+        }
+        if ((r & VcpuRequest.TlbFlushCurrent) != 0)
+            Ops.FlushTlbCurrent(this);
+        if ((r & VcpuRequest.TlbFlushGuest) != 0)
+            Ops.FlushTlbGuest(this);
+    }
+
+    public void Dispose()
+    {
+        Ops.VcpuFree(this);
+        Cpu.Dispose();
+    }
+}
+
+/// <summary>Exits by KVM reason (to userspace) and by vendor exit name (every exit).</summary>
+public sealed class ExitStatistics
+{
+    private readonly long[] _byReason = new long[64];
+    private readonly Dictionary<string, long> _byVendor = new();
+
+    public void Count(KvmExitReason r) => _byReason[(int)r & 63]++;
+
+    /// <summary>Counts one vendor exit; <paramref name="name"/> is a constant (no allocation per exit).</summary>
+    public void CountVendor(string name) => _byVendor[name] = _byVendor.GetValueOrDefault(name) + 1;
+
+    public long this[KvmExitReason r] => _byReason[(int)r & 63];
+    public IReadOnlyDictionary<string, long> ByVendorExit => _byVendor;
+    public long TotalVendorExits => _byVendor.Values.Sum();
+}
