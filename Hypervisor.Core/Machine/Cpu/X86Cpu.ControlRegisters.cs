@@ -115,6 +115,7 @@ public sealed unsafe partial class X86Cpu
         if (!noFlush)
             Tlb.FlushPcid(CurrentPcid);
         FlushFastTlb();
+        ClearRapOnTlbInvalidation(); // ERAPS: every MOV CR3 clears the RAP, with or without a flush
         return true;
     }
 

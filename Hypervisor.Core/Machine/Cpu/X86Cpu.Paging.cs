@@ -287,18 +287,29 @@ public sealed unsafe partial class X86Cpu
     {
         Tlb.FlushAll();
         FlushFastTlb();
+        ClearRapOnTlbInvalidation();
     }
 
     public void FlushTlbPcid(ushort pcid)
     {
         Tlb.FlushPcid(pcid);
         FlushFastTlb();
+        ClearRapOnTlbInvalidation();
     }
 
     public void FlushTlbAllNonGlobal()
     {
         Tlb.FlushAllNonGlobal();
         FlushFastTlb();
+        ClearRapOnTlbInvalidation();
+    }
+
+    /// <summary>ERAPS hardware clears the RAP whenever a context's translations are invalidated
+    /// (MOV CR3, INVPCID types 1-3, CR0/CR4 changes that flush); INVLPG and INVPCID type 0 do not.</summary>
+    private void ClearRapOnTlbInvalidation()
+    {
+        if (Model.HasEraps)
+            Rap.Clear();
     }
 
     public void InvalidatePcidAddress(ushort pcid, ulong linear)

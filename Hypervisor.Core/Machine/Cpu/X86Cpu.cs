@@ -42,7 +42,7 @@ public sealed unsafe partial class X86Cpu : IDisposable
         Memory = memory;
         Model = model ?? HostCpuModel.Default;
         Regs = (ulong*)NativeMemory.AllocZeroed((nuint)(Gpr.Count * sizeof(ulong)));
-        Rap = new ReturnAddressPredictor(Model.RapEntries);
+        Rap = new ReturnAddressPredictor(Model.RapEntries) { Tagged = Model.HasEraps };
         Memory.PageWritten += OnHostPageWritten;
         _blocks = new BlockCache(this);
         Reset();

@@ -50,6 +50,10 @@ public sealed class HostCpuModel
     /// <summary>AMD processors keep the legacy-mode SYSCALL/SYSRET forms and SYSCALL from compatibility mode.</summary>
     public bool IsAmd => Vendor == "AuthenticAMD";
 
+    /// <summary>CPUID 0x80000021 EAX[24]: the RAP is tagged by domain and cleared on CR3 writes,
+    /// INVPCID other than type 0 and implicit TLB invalidations (KVM-FACTS §4).</summary>
+    public bool HasEraps => (Cpuid.Lookup(0x80000021, 0).Eax & (1u << 24)) != 0;
+
     public bool Has1GbPages => (Cpuid.Lookup(0x80000001, 0).Edx & (1u << 26)) != 0;
 
     public bool HasFeature(uint function, uint index, char register, int bit)

@@ -50,6 +50,11 @@ public sealed class ReturnAddressPredictor
     /// <summary>RETs that consumed an entry created in another domain: what ERAPS and RSB filling prevent.</summary>
     public long CrossDomainUses { get; private set; }
     public long Clears { get; private set; }
+    /// <summary>RETs that met an entry of another domain and, the RAP being tagged, did not use it.</summary>
+    public long TagMismatches { get; private set; }
+
+    /// <summary>True on ERAPS hardware: entries carry their domain and only predict in it.</summary>
+    public bool Tagged { get; set; }
 
     /// <summary>Changes how many entries are usable; entries beyond the new capacity are dropped.</summary>
     public void SetCapacity(int entries)
@@ -85,7 +90,16 @@ public sealed class ReturnAddressPredictor
         _count--;
         var e = _entries[_top];
         if (e.Domain != domain)
+        {
+            if (Tagged)
+            {
+                // ERAPS hardware tags entries: one made in another domain is never used to predict.
+                TagMismatches++;
+                Mispredictions++;
+                return;
+            }
             CrossDomainUses++;
+        }
         if (e.ReturnAddress == actualTarget)
             Predictions++;
         else
@@ -126,6 +140,6 @@ public sealed class ReturnAddressPredictor
 
     public void ResetCounters()
     {
-        Calls = Returns = Predictions = Mispredictions = Underflows = CrossDomainUses = Clears = 0;
+        Calls = Returns = Predictions = Mispredictions = Underflows = CrossDomainUses = Clears = TagMismatches = 0;
     }
 }
