@@ -54,6 +54,10 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
 
     public bool HasRun { get; private set; }
 
+    /// <summary>Guest instructions the next <see cref="Run"/> may retire before it returns with
+    /// KVM_EXIT_INTR (the host's way to bound a run, like a signal to the vCPU thread).</summary>
+    public ulong InstructionBudget { get; set; } = ulong.MaxValue;
+
     /// <summary>The exit <see cref="Run"/> returned last.</summary>
     public VcpuExit Exit;
 

@@ -128,6 +128,7 @@ public sealed unsafe partial class X86Cpu
             if (Model.HasFeature(0x80000001, 0, 'd', 11)) s |= Cpu.Efer.Sce;
             if (Model.HasFeature(0x80000001, 0, 'd', 29)) s |= Cpu.Efer.Lme | Cpu.Efer.Lma;
             if (Model.HasFeature(0x80000001, 0, 'd', 20)) s |= Cpu.Efer.Nxe;
+            if (Model.HasFeature(0x80000001, 0, 'c', 2)) s |= Cpu.Efer.Svme;
             return s;
         }
     }

@@ -272,7 +272,7 @@ public sealed unsafe partial class X86Cpu
         return true;
     }
 
-    internal bool IsPaePaging => IsPaging && (Cr4 & Cpu.Cr4.Pae) != 0 && !IsLongMode;
+    public bool IsPaePaging => IsPaging && (Cr4 & Cpu.Cr4.Pae) != 0 && !IsLongMode;
 
     // ---- TLB maintenance: every architectural flush also drops the fast lookup caches. ----
 
@@ -280,6 +280,13 @@ public sealed unsafe partial class X86Cpu
     public void InvalidatePage(ulong linear)
     {
         Tlb.InvalidatePage(linear, CurrentPcid, includeGlobal: true);
+        FlushFastTlb();
+    }
+
+    /// <summary>INVLPGA: one page in every context, global translations included (no RAP effect).</summary>
+    public void InvalidatePageAllContexts(ulong linear)
+    {
+        Tlb.InvalidatePageAllContexts(linear);
         FlushFastTlb();
     }
 

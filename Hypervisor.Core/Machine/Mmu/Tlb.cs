@@ -111,6 +111,18 @@ public sealed class Tlb
     /// <summary>Whether a translation of <paramref name="linear"/> usable by <paramref name="pcid"/> is cached (tests).</summary>
     public bool Contains(ulong linear, ushort pcid) => TryLookup(linear, pcid, out _);
 
+    /// <summary>INVLPGA: the page containing <paramref name="linear"/> in every context (PCID) and global.</summary>
+    public void InvalidatePageAllContexts(ulong linear)
+    {
+        for (int i = 0; i < _e.Length; i++)
+        {
+            ref var e = ref _e[i];
+            if (e.Valid && linear - e.PageBase < e.PageSize)
+                e.Valid = false;
+        }
+        Flushes++;
+    }
+
     public int CountValid()
     {
         int n = 0;

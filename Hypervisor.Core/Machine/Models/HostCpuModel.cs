@@ -90,19 +90,26 @@ public sealed class HostCpuModel
         }
     }
 
-    /// <summary>An AMD Zen 5-class processor (family 1Ah), 48-bit physical addresses, 64-entry RAP.</summary>
-    public static HostCpuModel Zen5 { get; } = CreateZen5();
+    /// <summary>An AMD Zen 5-class processor (family 1Ah): SVM with NPT, NRIP save, flush by ASID,
+    /// VMCB clean bits and decode assists; ERAPS with a 64-entry RAP; 48-bit physical addresses.</summary>
+    public static HostCpuModel Zen5 { get; } = CreateAmd("zen5", "AMD Zen 5-class processor with ERAPS (64-entry RAP)", 0x00B40F40, eraps: true, rapEntries: 64);
+
+    /// <summary>An AMD Zen 4-class processor (family 19h): the same SVM features without ERAPS; the
+    /// RAP has the legacy 32 entries and is not tagged, so the host must fill its RSB after #VMEXIT.</summary>
+    public static HostCpuModel Zen4 { get; } = CreateAmd("zen4", "AMD Zen 4-class processor without ERAPS (32-entry RAP)", 0x00A60F12, eraps: false, rapEntries: 32);
 
     public static HostCpuModel Default => Zen5;
 
-    public static IReadOnlyList<HostCpuModel> All { get; } = new[] { Zen5 };
+    public static IReadOnlyList<HostCpuModel> All { get; } = new[] { Zen5, Zen4 };
 
     public static HostCpuModel? Find(string name) =>
         All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
 
-    private static HostCpuModel CreateZen5()
+    // SVM feature leaf 0x8000000A EDX: NP (0), NRIPS (3), VMCB clean bits (5), flush by ASID (6), decode assists (7).
+    internal const uint SvmLeafEdx = (1u << 0) | (1u << 3) | (1u << 5) | (1u << 6) | (1u << 7);
+
+    private static HostCpuModel CreateAmd(string name, string description, uint signature, bool eraps, int rapEntries)
     {
-        const uint signature = 0x00B40F40; // family 1Ah (0Fh + 0Bh), model 40h, stepping 0
         var t = new CpuidTable();
         SetVendor(t, 0xD, "AuthenticAMD");
         t.Set(1, 0, signature, (8u << 8) | (1u << 16), Leaf1Ecx, Leaf1Edx);
@@ -110,10 +117,12 @@ public sealed class HostCpuModel
         // XSAVE: only the x87 component is architecturally present (bit 0 is always set in XCR0).
         t.Set(0xD, 0, 1, 576, 576, 0, indexed: true);
         t.Set(0x80000000, 0, 0x80000021, 0, 0, 0);
-        t.Set(0x80000001, 0, signature, 0, Ext1Ecx, Ext1Edx);
-        SetBrand(t, "hv virtual AMD Zen 5-class processor");
+        t.Set(0x80000001, 0, signature, 0, Ext1Ecx | (1u << 2) /*SVM*/, Ext1Edx);
+        SetBrand(t, $"hv virtual {description}");
         t.Set(0x80000008, 0, 48u | (48u << 8), 0, 0, 0);
-        t.Set(0x80000021, 0, 0, 0, 0, 0);
-        return new HostCpuModel("zen5", "AMD Zen 5-class processor", "AuthenticAMD", t, 48, 64, signature);
+        t.Set(0x8000000A, 0, 1 /*SVM revision*/, 0x8000 /*ASIDs*/, 0, SvmLeafEdx);
+        // 0x80000021: EAX[24] ERAPS, EBX[23:16] the RAP size (KVM-FACTS §2).
+        t.Set(0x80000021, 0, eraps ? 1u << 24 : 0, eraps ? (uint)rapEntries << 16 : 0, 0, 0);
+        return new HostCpuModel(name, description, "AuthenticAMD", t, 48, rapEntries, signature);
     }
 }
