@@ -47,8 +47,12 @@ public sealed class ReturnAddressPredictor
     public long Mispredictions { get; private set; }
     /// <summary>RETs with no entry to predict from.</summary>
     public long Underflows { get; private set; }
-    /// <summary>RETs that consumed an entry created in another domain: what ERAPS and RSB filling prevent.</summary>
+    /// <summary>RETs in a more trusted domain that consumed an entry created in a less trusted one (host
+    /// consuming a guest's, L1 consuming L2's): what ERAPS tagging and the host's RSB fill prevent.</summary>
     public long CrossDomainUses { get; private set; }
+    /// <summary>RETs that consumed an entry of a more trusted domain (a guest meeting host-made
+    /// entries, e.g. the RSB fill): only a misprediction for the consumer, counted for visibility.</summary>
+    public long ReverseDomainUses { get; private set; }
     public long Clears { get; private set; }
     /// <summary>RETs that met an entry of another domain and, the RAP being tagged, did not use it.</summary>
     public long TagMismatches { get; private set; }
@@ -98,7 +102,13 @@ public sealed class ReturnAddressPredictor
                 Mispredictions++;
                 return;
             }
-            CrossDomainUses++;
+            // Domains are ordered by trust: host, then guest, then nested guest. A more trusted domain
+            // consuming a less trusted one's entry is what ERAPS tagging and RSB filling exist to
+            // stop; the reverse only makes the less trusted side mispredict.
+            if (domain < e.Domain)
+                CrossDomainUses++;
+            else
+                ReverseDomainUses++;
         }
         if (e.ReturnAddress == actualTarget)
             Predictions++;
@@ -140,6 +150,6 @@ public sealed class ReturnAddressPredictor
 
     public void ResetCounters()
     {
-        Calls = Returns = Predictions = Mispredictions = Underflows = CrossDomainUses = Clears = TagMismatches = 0;
+        Calls = Returns = Predictions = Mispredictions = Underflows = CrossDomainUses = ReverseDomainUses = Clears = TagMismatches = 0;
     }
 }

@@ -11,12 +11,23 @@ public class ReturnAddressPredictorTests
     private static Hypervisor.Core.Machine.Models.HostCpuModel Eraps(bool on) => Support.Data.ModelMachine.DefaultWith(0x80000021, 'a', 24, on);
 
     [Test]
-    public void Untagged_GuestConsumesHostEntry_CountsCrossDomainUse()
+    public void Untagged_HostConsumesGuestEntry_CountsCrossDomainUse()
     {
         var rap = new ReturnAddressPredictor(32);
-        rap.Call(0x1000, RapDomain.Host);
+        rap.Call(0x1000, RapDomain.Guest);
+        rap.Return(0x1000, RapDomain.Host);
+        Assert.That((rap.CrossDomainUses, rap.ReverseDomainUses, rap.Predictions, rap.TagMismatches), Is.EqualTo((1L, 0L, 1L, 0L)));
+    }
+
+    [Test]
+    public void Untagged_L1ConsumesL2Entry_CountsCrossDomainUse_GuestConsumingHostEntryIsReverse()
+    {
+        var rap = new ReturnAddressPredictor(32);
+        rap.Call(0x2000, RapDomain.Host);
+        rap.Call(0x1000, RapDomain.NestedGuest);
         rap.Return(0x1000, RapDomain.Guest);
-        Assert.That((rap.CrossDomainUses, rap.Predictions, rap.TagMismatches), Is.EqualTo((1L, 1L, 0L)));
+        rap.Return(0x2000, RapDomain.Guest);
+        Assert.That((rap.CrossDomainUses, rap.ReverseDomainUses), Is.EqualTo((1L, 1L)));
     }
 
     [Test]
