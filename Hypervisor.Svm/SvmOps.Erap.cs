@@ -14,7 +14,8 @@ public sealed partial class SvmOps
     private static void UpdateErapCtl(Vcpu vcpu, VcpuSvm svm)
     {
         var vmcb = svm.Vmcb;
-        if (vcpu.GuestCaps.Has(CpuFeatures.Eraps))
+        svm.GuestHasEraps = vcpu.GuestCaps.Has(CpuFeatures.Eraps);
+        if (svm.GuestHasEraps)
             vmcb.ErapCtl |= ErapCtl.AllowLargerRap;
         else
             vmcb.ErapCtl &= ~ErapCtl.AllowLargerRap;
@@ -23,7 +24,7 @@ public sealed partial class SvmOps
     /// <summary>Before VMRUN: a dirty ERAPS (= CR3) asks the hardware to clear the RAP.</summary>
     private static void PrepareErapCtl(Vcpu vcpu, VcpuSvm svm)
     {
-        if (vcpu.GuestCaps.Has(CpuFeatures.Eraps) && vcpu.Regs.IsDirty(VcpuReg.Eraps))
+        if (svm.GuestHasEraps && vcpu.Regs.IsDirty(VcpuReg.Eraps))
             svm.Vmcb.ErapCtl |= ErapCtl.ClearRap;
     }
 

@@ -56,7 +56,7 @@ public sealed partial class SvmOps
         var svm = ToSvm(vcpu);
         var vmcb = svm.Vmcb;
         var code = vmcb.ExitCode;
-        vcpu.Stats.CountVendor(SvmExitCodes.Name(code));
+        vcpu.Stats.CountVendor((long)code);
         if (fastpath == ExitFastpath.EntryFailed)
         {
             vcpu.Exit = new VcpuExit { Reason = KvmExitReason.FailEntry, HardwareReason = unchecked((ulong)(long)code), Message = $"VMRUN failed its consistency checks: {svm.Processor.InvalidReason}" };

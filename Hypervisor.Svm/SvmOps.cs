@@ -36,6 +36,7 @@ public sealed partial class SvmOps : IX86Ops
     {
         var svm = new VcpuSvm(vcpu, _nextAsid++);
         vcpu.VendorState = svm;
+        vcpu.Stats.VendorNames = code => SvmExitCodes.Name((SvmExitCode)code);
         InitVmcb(vcpu, svm);
     }
 

@@ -21,6 +21,9 @@ public sealed class VcpuSvm : IDisposable
     public SvmProcessor Processor { get; }
     public uint Asid { get; }
 
+    /// <summary>The guest's caps have ERAPS (cached from KVM_SET_CPUID2: asked before every VMRUN).</summary>
+    public bool GuestHasEraps { get; internal set; }
+
     /// <summary>The exit code of the last #VMEXIT, kept for statistics and snapshots.</summary>
     public SvmExitCode LastExitCode { get; internal set; }
 

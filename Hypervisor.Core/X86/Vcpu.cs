@@ -141,18 +141,47 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     }
 }
 
-/// <summary>Exits by KVM reason (to userspace) and by vendor exit name (every exit).</summary>
+/// <summary>Exits by KVM reason (to userspace) and by vendor exit code (every exit). Counting is
+/// an array increment; names are produced only when someone reads them.</summary>
 public sealed class ExitStatistics
 {
+    private const int VendorCodes = 0x500, VendorOffset = 8; // codes -8 .. 0x4F7
     private readonly long[] _byReason = new long[64];
-    private readonly Dictionary<string, long> _byVendor = new();
+    private readonly long[] _byVendor = new long[VendorCodes];
+
+    /// <summary>How the vendor names its exit codes (SVM exit codes, VMX exit reasons).</summary>
+    public Func<long, string>? VendorNames { get; set; }
 
     public void Count(KvmExitReason r) => _byReason[(int)r & 63]++;
 
-    /// <summary>Counts one vendor exit; <paramref name="name"/> is a constant (no allocation per exit).</summary>
-    public void CountVendor(string name) => _byVendor[name] = _byVendor.GetValueOrDefault(name) + 1;
+    /// <summary>Counts one vendor exit.</summary>
+    public void CountVendor(long code)
+    {
+        long i = code + VendorOffset;
+        if ((ulong)i < VendorCodes)
+            _byVendor[i]++;
+    }
 
     public long this[KvmExitReason r] => _byReason[(int)r & 63];
-    public IReadOnlyDictionary<string, long> ByVendorExit => _byVendor;
-    public long TotalVendorExits => _byVendor.Values.Sum();
+
+    public long VendorCount(long code)
+    {
+        long i = code + VendorOffset;
+        return (ulong)i < VendorCodes ? _byVendor[i] : 0;
+    }
+
+    /// <summary>Non-zero vendor exit counts by name.</summary>
+    public IReadOnlyDictionary<string, long> ByVendorExit
+    {
+        get
+        {
+            var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            for (int i = 0; i < VendorCodes; i++)
+                if (_byVendor[i] != 0)
+                    d[VendorNames?.Invoke(i - VendorOffset) ?? $"0x{i - VendorOffset:x}"] = _byVendor[i];
+            return d;
+        }
+    }
+
+    public long TotalVendorExits => _byVendor.Sum();
 }

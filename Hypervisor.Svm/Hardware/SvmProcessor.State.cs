@@ -25,6 +25,12 @@ public sealed partial class SvmProcessor
         if (lme && pg && (cr0 & Cr0.Pe) == 0) return "EFER.LME and CR0.PG are set and CR0.PE is zero";
         var cs = vmcb.Cs;
         if (lme && pg && (cr4 & Cr4.Pae) != 0 && cs.Long && cs.DefaultBig) return "EFER.LME, CR0.PG, CR4.PAE, CS.L and CS.D are all set";
+        return CheckControlState(vmcb);
+    }
+
+    /// <summary>The checks on the control area, made on every VMRUN.</summary>
+    public static string? CheckControlState(Vmcb vmcb)
+    {
         if (!vmcb.IsIntercepted(SvmIntercept.Vmrun)) return "the VMRUN intercept bit is clear";
         if (vmcb.GuestAsid == 0) return "ASID is zero";
         return null;

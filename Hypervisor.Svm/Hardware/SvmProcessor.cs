@@ -44,7 +44,9 @@ public sealed partial class SvmProcessor
     /// <paramref name="maxInstructions"/> retired, which exits as a physical INTR).</summary>
     public void Vmrun(Vmcb vmcb, ulong maxInstructions = ulong.MaxValue)
     {
-        string? invalid = CheckGuestState(vmcb);
+        // State that is clean and was loaded from this VMCB last time passed these checks already.
+        bool clean = ReferenceEquals(vmcb, _lastVmcb) && (vmcb.CleanBits & (VmcbClean.Crx | VmcbClean.Seg | VmcbClean.Drx)) == (VmcbClean.Crx | VmcbClean.Seg | VmcbClean.Drx);
+        string? invalid = clean ? CheckControlState(vmcb) : CheckGuestState(vmcb);
         if (invalid != null)
         {
             vmcb.ExitCode = SvmExitCode.Invalid;

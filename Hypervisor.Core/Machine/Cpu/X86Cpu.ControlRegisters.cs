@@ -46,9 +46,11 @@ public sealed unsafe partial class X86Cpu
 
     /// <summary>Bits of CR4 this CPU lets software set: each needs the feature CPUID enumerates
     /// for it, so the model's CPUID and CR4 always agree.</summary>
-    public ulong Cr4Supported
+    public ulong Cr4Supported => _cr4Supported ??= ComputeCr4Supported();
+    private ulong? _cr4Supported;
+
+    private ulong ComputeCr4Supported()
     {
-        get
         {
             ulong s = Cpu.Cr4.Pce;
             if (Model.HasFeature(1, 0, 'd', 1)) s |= Cpu.Cr4.Vme | Cpu.Cr4.Pvi;
@@ -120,9 +122,11 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>EFER bits this CPU implements (each enumerated in CPUID 80000001h EDX).</summary>
-    public ulong EferSupported
+    public ulong EferSupported => _eferSupported ??= ComputeEferSupported();
+    private ulong? _eferSupported;
+
+    private ulong ComputeEferSupported()
     {
-        get
         {
             ulong s = 0;
             if (Model.HasFeature(0x80000001, 0, 'd', 11)) s |= Cpu.Efer.Sce;

@@ -10,9 +10,9 @@ public record struct CpuidEntry(uint Function, uint Index, uint Flags, uint Eax,
 /// <summary>A CPUID table: leaf (and subleaf where significant) → registers.</summary>
 public sealed class CpuidTable
 {
-    private readonly SortedDictionary<(uint, uint), CpuidEntry> _entries = new();
+    private readonly Dictionary<(uint, uint), CpuidEntry> _entries = new();
 
-    public IEnumerable<CpuidEntry> Entries => _entries.Values;
+    public IEnumerable<CpuidEntry> Entries => _entries.OrderBy(kv => kv.Key).Select(kv => kv.Value);
 
     public CpuidTable Set(uint function, uint index, uint eax, uint ebx, uint ecx, uint edx, bool indexed = false)
     {
