@@ -148,3 +148,23 @@ public sealed partial class Vcpu
         }
     }
 }
+
+public sealed partial class Vcpu
+{
+    /// <summary>KVM_GET_MSRS for one MSR: false when the MSR does not exist for this vCPU.</summary>
+    public bool TryGetMsr(uint msr, out ulong value) => Emulation.Emulate.GetMsr(this, msr, out value);
+
+    /// <summary>KVM_SET_MSRS for one MSR (host-initiated): false when the MSR or the value is refused.</summary>
+    public bool TrySetMsr(uint msr, ulong value) => Emulation.Emulate.SetMsr(this, msr, value);
+
+    /// <summary>KVM_GET_XCRS: XCR0.</summary>
+    public ulong GetXcr0() => Xcr0;
+
+    /// <summary>KVM_SET_XCRS: XCR0 with the same validation as a guest XSETBV.</summary>
+    public void SetXcr0(ulong value)
+    {
+        if (!Emulation.Emulate.IsValidXcr0(this, value))
+            throw new KvmException("EINVAL", $"XCR0 0x{value:x} is not valid for this vCPU's CPUID (bit 0 set, only enumerated components, AVX with SSE, MPX with neither APX nor half of MPX)");
+        Xcr0 = value;
+    }
+}
