@@ -28,7 +28,7 @@ public sealed unsafe partial class X86Cpu
         public bool Dirty;        // D=1 in the leaf
     }
 
-    private const int NestedTlbSize = 1024;
+    private const int NestedTlbSize = 4096;
     private readonly NestedTlbEntry[] _ntlb = new NestedTlbEntry[NestedTlbSize];
 
     private NestedPaging? _nestedPaging;
