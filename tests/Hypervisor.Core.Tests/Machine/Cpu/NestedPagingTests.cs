@@ -5,70 +5,21 @@ using Hypervisor.Core.Tests.Support;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 using static Hypervisor.Core.Tests.Support.NestedTables;
+using static Hypervisor.Core.Tests.Support.NestedGuest;
 
 namespace Hypervisor.Core.Tests.Machine.Cpu;
 
 /// <summary>The second-stage walk (AMD nested paging, APM vol. 2 §15.25) with hand-built nested
 /// tables: translation of the final address and of the guest's own table accesses, permissions,
-/// reserved bits, accessed/dirty bits in nested entries, the #NPF record, and the caches' flushes.</summary>
+/// reserved bits and the #NPF record. Accessed/dirty bits and caching: NestedPagingTlbTests.</summary>
 public class NestedPagingTests
 {
-    private const ulong Page = 0x800000;                 // a guest physical page the tests remap
-    private const ulong FrameA = 0x900000, FrameB = 0x901000;
-    private const ulong CodePage = 0x600000;             // a page some tests run code from
-    private const ulong Unbacked = 0x4000_0000;          // host physical, no slot backs it
-    private const ulong U = 4, W = 2, I = 16, Rsvd = 8;
-    private const ulong Final = 1UL << 32, GuestWalk = 1UL << 33;
-
-    /// <summary>A guest with nested tables that identity-map its 16 MiB of RAM with 2 MiB pages.</summary>
-    private static (GuestMachine M, NestedTables N) Guest(GuestMode mode = GuestMode.Long64)
-    {
-        var m = new GuestMachine(mode);
-        var n = new NestedTables(m.Memory);
-        n.IdentityMap(0, GuestMachine.RamSize);
-        return (m, n);
-    }
-
-    private static void EnterGuest(GuestMachine m, NestedTables n, bool noExecute = true, uint exceptions = 0)
-    {
-        m.Cpu.Intercepts = new GuestIntercepts { Exceptions = exceptions };
-        m.Cpu.NestedPaging = new NestedPaging(n.Root, noExecute);
-    }
-
-    /// <summary>Loads <paramref name="build"/> + HLT at the code base and runs it in guest mode with nested paging.</summary>
-    private static CpuExit Run(GuestMachine m, NestedTables n, Action<Assembler> build, bool noExecute = true, uint exceptions = 0)
-    {
-        var a = m.NewAssembler();
-        build(a);
-        a.hlt();
-        m.Load(a);
-        EnterGuest(m, n, noExecute, exceptions);
-        return m.Run(100_000);
-    }
-
-    private static ulong AddressAfter(GuestMachine m, Action<Assembler> prefix, ulong start = GuestMachine.CodeBase)
-    {
-        var a = m.NewAssembler();
-        prefix(a);
-        var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), start);
-        return start + (ulong)ms.Length;
-    }
-
-    private static InterceptInfo ExpectNpf(GuestMachine m, CpuExit exit)
-    {
-        Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Intercept), exit.ToString());
-        var info = m.Cpu.LastIntercept;
-        Assert.That(info.Reason, Is.EqualTo(InterceptReason.NestedPageFault), info.ToString());
-        return info;
-    }
-
     // ---- Translation ----------------------------------------------------------------------------
 
     [Test]
     public void FinalAddress_RemappedPage_ReadsAndWritesTheHostFrame()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(Page, 0x9999);
         m.Memory.WriteU64(FrameA, 0x1111);
@@ -94,7 +45,7 @@ public class NestedPagingTests
     [Test]
     public void FinalAddress_GuestPagingOff_LinearIsTheGuestPhysicalAddress()
     {
-        var (m, n) = Guest(GuestMode.Protected32);
+        var (m, n) = Create(GuestMode.Protected32);
         using var _ = m;
         m.Memory.WriteU32(FrameA + 4, 0xCAFE);
         n.Map4K(Page, FrameA);
@@ -110,7 +61,7 @@ public class NestedPagingTests
     [Test]
     public void GuestWalk_LongMode_ReadsGuestTablesThroughTheNestedTables()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(FrameA, 0xAAAA);
         m.Memory.WriteU64(FrameB, 0xBBBB);
@@ -137,7 +88,7 @@ public class NestedPagingTests
     [Test]
     public void GuestWalk_ThirtyTwoBitPaging_ReadsGuestTablesThroughTheNestedTables()
     {
-        var (m, n) = Guest(GuestMode.Protected32);
+        var (m, n) = Create(GuestMode.Protected32);
         using var _ = m;
         const ulong Pd = 0x300000, Pt = 0x301000, PtCopy = 0x302000;
         // Identity 4 MiB pages for the first 16 MiB, except the 4 MiB holding Page, which uses a page table.
@@ -168,7 +119,7 @@ public class NestedPagingTests
     [Test]
     public void LargeNestedPages_OneGigabyteLeaf_Translates()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.SetEntry(0, 3, Prw | PS); // PDPTE: the first 1 GiB, identity
         m.Memory.WriteU64(Page, 0x4242);
@@ -184,7 +135,7 @@ public class NestedPagingTests
     [Test]
     public void OutsideGuestMode_NestedPagingIsIgnored()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(Page, 0x5151);
         n.Map4K(Page, FrameA);
@@ -201,7 +152,7 @@ public class NestedPagingTests
     [Test]
     public void FinalAddress_HostPhysicalNoSlotBacks_IsAnMmioExit()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.Map4K(Page, Unbacked);
         var exit = Run(m, n, a =>
@@ -223,7 +174,7 @@ public class NestedPagingTests
     [Test]
     public void ReadOnlyNestedPage_GuestWrite_ExitsWithWriteProtectUserFinal()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(Page + 0x10, 0x77);
         n.Map4K(Page, Page, P | US);
@@ -259,7 +210,7 @@ public class NestedPagingTests
     [Test]
     public void NestedFault_MappingFixed_InstructionRetriesAndCompletes()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         ulong entry = n.Map4K(Page, Page, P | US);
         var exit = Run(m, n, a =>
@@ -281,7 +232,7 @@ public class NestedPagingTests
     [Test]
     public void NotPresentNestedPage_Read_ExitsWithUserFinalOnly()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.Unmap4K(Page);
         var exit = Run(m, n, a =>
@@ -297,7 +248,7 @@ public class NestedPagingTests
     [Test]
     public void NotPresentNestedPage_InstructionFetch_ReportsFetch()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         SystemGuest.Place(m, CodePage, a => a.hlt());
         n.Unmap4K(CodePage);
@@ -316,7 +267,7 @@ public class NestedPagingTests
     [TestCase(false, 1 | Rsvd | I | U, TestName = "NestedNoExecute_NoHostNxe_BitIsReserved")]
     public void NestedNoExecute_Fetch(bool hostNxe, ulong expected)
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         SystemGuest.Place(m, CodePage, a => a.hlt());
         n.Map4K(CodePage, CodePage, Prw | NX);
@@ -332,7 +283,7 @@ public class NestedPagingTests
     [Test]
     public void NestedNoExecute_DataAccess_IsAllowed()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(Page, 0x3131);
         n.Map4K(Page, Page, Prw | NX);
@@ -350,7 +301,7 @@ public class NestedPagingTests
     [TestCase(2, TestName = "NestedSupervisorOnly_Directory_EveryAccessIsAUserAccess")]
     public void NestedSupervisorOnly(int level)
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.Map4K(Page, Page);
         n.SetEntry(Page, level, n.Entry(Page, level) & ~US);
@@ -366,7 +317,7 @@ public class NestedPagingTests
     [Test]
     public void NestedReadOnlyDirectory_Write_Faults()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.Map4K(Page, Page);
         // The directory entry of Page's 2 MiB (higher ones also cover the guest's own tables).
@@ -383,7 +334,7 @@ public class NestedPagingTests
     [TestCase(1, 1UL << 50, TestName = "NestedReservedBits_AboveMaxPhysAddr_Rsvd")]
     public void NestedReservedBits(int level, ulong bit)
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         if (level == 1)
             n.Map4K(Page, Page);
@@ -399,7 +350,7 @@ public class NestedPagingTests
     [Test]
     public void NestedReservedBits_PsInPml4e_TheFirstFetchFaults()
     {
-        var (m, n) = Guest(GuestMode.Protected32);
+        var (m, n) = Create(GuestMode.Protected32);
         using var _ = m;
         n.SetEntry(0, 4, n.Entry(0, 4) | PS);
         var info = ExpectNpf(m, Run(m, n, a => a.nop()));
@@ -410,7 +361,7 @@ public class NestedPagingTests
     [Test]
     public void GuestPageTableNotMapped_ReportsTheGuestWalkWithTheTableAddress()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         ulong pte = PageTables.Map(m, Page, FrameA, PageTables.P | PageTables.RW);
         n.Unmap4K(pte);
@@ -433,7 +384,7 @@ public class NestedPagingTests
     [Test]
     public void GuestPageTableNotMapped_DuringAFetch_IsStillADataRead()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         SystemGuest.Place(m, CodePage, a => a.hlt());
         ulong pte = PageTables.Map(m, CodePage, CodePage, PageTables.P | PageTables.RW);
@@ -450,7 +401,7 @@ public class NestedPagingTests
     [TestCase(true, TestName = "ReadOnlyGuestPageTable_AccessedBitSet_ReadSucceeds")]
     public void ReadOnlyGuestPageTable(bool accessedAlready)
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         m.Memory.WriteU64(FrameA, 0x7A7A);
         // Every guest table entry on the way must already be accessed for the walk to need no write.
@@ -479,7 +430,7 @@ public class NestedPagingTests
     [Test]
     public void GuestPageFault_TakesPriorityOverTheFinalNestedFault()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         PageTables.Map(m, Page, Page, 0); // not present for the guest
         n.Unmap4K(Page);                   // nor in the nested tables
@@ -497,7 +448,7 @@ public class NestedPagingTests
     [Test]
     public void PaePdpteLoad_TableNotMapped_ReportsGuestWalkWithoutLinearAddress()
     {
-        var (m, n) = Guest(GuestMode.Protected32);
+        var (m, n) = Create(GuestMode.Protected32);
         using var _ = m;
         const ulong Pdpt = 0x300000, Pd = 0x301000, OtherPdpt = 0x302000;
         m.Memory.WriteU64(Pdpt, Pd | 1);
@@ -530,7 +481,7 @@ public class NestedPagingTests
     [Test]
     public void InstructionStraddlingIntoAnUnmappedPage_EarlierInstructionsRunThenFetchFaults()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         ulong start = CodePage + 0x1000 - 8;
         Action<Assembler> prefix = a => a.mov(ebx, 1); // 5 bytes: the next instruction crosses the page end
@@ -541,7 +492,7 @@ public class NestedPagingTests
         a.hlt();
         m.Load(a, start);
         n.Unmap4K(CodePage + 0x1000);
-        EnterGuest(m, n);
+        Enter(m, n);
         var info = ExpectNpf(m, m.Run(1000));
         Assert.Multiple(() =>
         {
@@ -555,7 +506,7 @@ public class NestedPagingTests
     [Test]
     public void CrossPageStore_SecondPageReadOnly_WritesNeitherPage()
     {
-        var (m, n) = Guest();
+        var (m, n) = Create();
         using var _ = m;
         n.Map4K(Page + 0x1000, Page + 0x1000, P | US);
         var exit = Run(m, n, a =>
@@ -567,150 +518,5 @@ public class NestedPagingTests
         var info = ExpectNpf(m, exit);
         Assert.That(info.Address, Is.EqualTo(Page + 0x1000));
         Assert.That(m.Memory.ReadU32(Page + 0xFFC), Is.Zero);
-    }
-
-    // ---- Accessed and dirty bits in nested entries -------------------------------------------------
-
-    [Test]
-    public void NestedAccessedDirty_ReadSetsAccessed_WriteSetsDirty()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        ulong leaf = n.Map4K(Page, FrameA);
-        var exit = Run(m, n, a =>
-        {
-            a.mov(rax, Page);
-            a.mov(rbx, __qword_ptr[rax]);
-        });
-        Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Hlt));
-        Assert.Multiple(() =>
-        {
-            Assert.That(m.Memory.ReadU64(leaf) & (A | D), Is.EqualTo(A), "a read sets A only");
-            for (int level = 2; level <= 4; level++)
-                Assert.That(n.Entry(Page, level) & A, Is.EqualTo(A), $"level {level} used, so accessed");
-        });
-        exit = Run(m, n, a =>
-        {
-            a.mov(rax, Page);
-            a.mov(__qword_ptr[rax], rax);
-        });
-        Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Hlt));
-        Assert.That(m.Memory.ReadU64(leaf) & (A | D), Is.EqualTo(A | D), "a write sets D");
-    }
-
-    [Test]
-    public void NestedAccessedDirty_GuestSettingItsAccessedBit_DirtiesTheTablesNestedPage()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        ulong pte = PageTables.Map(m, Page, FrameA, PageTables.P | PageTables.RW);
-        ulong ptLeaf = n.Map4K(pte, pte);
-        var exit = Run(m, n, a =>
-        {
-            a.mov(rax, Page);
-            a.mov(rbx, __qword_ptr[rax]);
-        });
-        Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Hlt));
-        Assert.That(m.Memory.ReadU64(pte) & PageTables.A, Is.EqualTo(PageTables.A));
-        Assert.That(m.Memory.ReadU64(ptLeaf) & (A | D), Is.EqualTo(A | D), "the guest's A update is a write through the nested tables");
-    }
-
-    [Test]
-    public void NestedAccessedDirty_DeniedAccess_SetsNeither()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        ulong leaf = n.Map4K(Page, Page, P | US);
-        var exit = Run(m, n, a =>
-        {
-            a.mov(rax, Page);
-            a.mov(__qword_ptr[rax], rax);
-        });
-        ExpectNpf(m, exit);
-        Assert.That(m.Memory.ReadU64(leaf) & (A | D), Is.Zero);
-    }
-
-    // ---- Caching and flushes ------------------------------------------------------------------
-
-    private static CpuExit ReadPage(GuestMachine m, NestedTables n) => Run(m, n, a =>
-    {
-        a.mov(rax, Page);
-        a.mov(rbx, __qword_ptr[rax]);
-    });
-
-    [TestCase("all")]
-    [TestCase("pcid")]
-    [TestCase("nonglobal")]
-    [TestCase("invlpg")]
-    public void CombinedTranslation_CachedUntilFlushed(string flush)
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        m.Memory.WriteU64(FrameA, 0xAAAA);
-        m.Memory.WriteU64(FrameB, 0xBBBB);
-        ulong leaf = n.Map4K(Page, FrameA);
-        ReadPage(m, n);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xAAAA));
-        m.Memory.WriteU64(leaf, FrameB | Prw); // the hypervisor changes the mapping ...
-        ReadPage(m, n);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xAAAA), "... the cached translation still holds");
-        switch (flush)
-        {
-            case "all": m.Cpu.FlushTlbAll(); break;
-            case "pcid": m.Cpu.FlushTlbPcid(0); break;
-            case "nonglobal": m.Cpu.FlushTlbAllNonGlobal(); break;
-            default: m.Cpu.InvalidatePage(Page); break;
-        }
-        ReadPage(m, n);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xBBBB), "after the flush the new mapping is used");
-    }
-
-    [Test]
-    public void CombinedTranslation_ArchitecturalTlbFlushedDirectly_DropsNestedEntriesToo()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        m.Memory.WriteU64(FrameA, 0xAAAA);
-        m.Memory.WriteU64(FrameB, 0xBBBB);
-        ulong leaf = n.Map4K(Page, FrameA);
-        ReadPage(m, n);
-        m.Memory.WriteU64(leaf, FrameB | Prw);
-        // What a TLB_CONTROL flush on VMRUN does, followed by the state load.
-        m.Cpu.Tlb.FlushAll();
-        m.Cpu.FlushFastTlb();
-        ReadPage(m, n);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xBBBB));
-    }
-
-    [Test]
-    public void NestedRootChange_FlushesCombinedTranslations()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        var other = new NestedTables(m.Memory, tableBase: 1UL << 41, slotId: 91);
-        other.IdentityMap(0, GuestMachine.RamSize);
-        m.Memory.WriteU64(FrameA, 0xAAAA);
-        m.Memory.WriteU64(FrameB, 0xBBBB);
-        n.Map4K(Page, FrameA);
-        other.Map4K(Page, FrameB);
-        ReadPage(m, n);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xAAAA));
-        ReadPage(m, other);
-        Assert.That(m.Cpu.GetGpr(Gpr.Rbx), Is.EqualTo(0xBBBB));
-    }
-
-    [Test]
-    public void NestedPaging_SetAgainUnchanged_KeepsTheTlb()
-    {
-        var (m, n) = Guest();
-        using var _ = m;
-        ReadPage(m, n);
-        long flushes = m.Cpu.Tlb.Flushes;
-        long walks = m.Cpu.NestedWalks;
-        m.Cpu.Intercepts = null;          // an exit ...
-        m.Cpu.NestedPaging = null;
-        ReadPage(m, n);                   // ... and the same nested tables again
-        Assert.That(m.Cpu.Tlb.Flushes, Is.EqualTo(flushes), "no flush for the same nested address space");
-        Assert.That(m.Cpu.NestedWalks, Is.EqualTo(walks), "every nested translation came from the nested TLB");
     }
 }
