@@ -36,7 +36,8 @@ public sealed unsafe partial class X86Cpu
         {
             physical = linear & (IsLongMode ? ulong.MaxValue : 0xFFFFFFFFUL);
             entry = new TlbEntry { LinearPage = linear & ~0xFFFUL, PhysicalPage = physical & ~0xFFFUL, PageBase = linear & ~0xFFFUL, PageSize = 0x1000, Valid = true, Writable = true, User = true, Dirty = true };
-            return true;
+            return FinalAddress(ref physical, access, linear); // guest paging off: linear = guest physical
+
         }
         if (IsLongMode && !IsCanonical(linear))
         {
@@ -55,7 +56,9 @@ public sealed unsafe partial class X86Cpu
             return false;
         }
         physical = entry.PhysicalPage | (linear & 0xFFF);
-        return true;
+        // With nested paging the guest's translation (and its #PF) come first, then the final
+        // guest physical address goes through the nested tables (APM vol. 2 §15.25.6).
+        return FinalAddress(ref physical, access, linear);
     }
 
     private bool CheckPermissions(in TlbEntry e, AccessType access, bool user, bool implicitSupervisor)
@@ -130,7 +133,8 @@ public sealed unsafe partial class X86Cpu
         for (int level = levels; level >= 1; level--, shift -= 9)
         {
             ulong pteAddr = table + ((linear >> shift) & 511) * 8;
-            ulong pte = ReadPhysicalU64(pteAddr);
+            if (!ReadGuestTableU64(pteAddr, linear, out ulong pte))
+                return false;
             if ((pte & PteP) == 0)
             {
                 RaisePageFault(linear, access, user, present: false, reserved: false);
@@ -152,8 +156,8 @@ public sealed unsafe partial class X86Cpu
             nx |= nxe && (pte & PteXd) != 0;
             if (!leaf)
             {
-                if ((pte & PteA) == 0)
-                    WritePhysicalU64(pteAddr, pte | PteA);
+                if ((pte & PteA) == 0 && !WriteGuestTableU64(pteAddr, pte | PteA, linear))
+                    return false;
                 table = pte & PhysAddrMask;
                 continue;
             }
@@ -178,8 +182,8 @@ public sealed unsafe partial class X86Cpu
                 return true; // the caller raises the protection fault
             }
             ulong newPte = pte | PteA | (access == AccessType.Write ? PteD : 0);
-            if (newPte != pte)
-                WritePhysicalU64(pteAddr, newPte);
+            if (newPte != pte && !WriteGuestTableU64(pteAddr, newPte, linear))
+                return false;
             e.Dirty = (newPte & PteD) != 0;
             Tlb.Insert(in e);
             entry = e;
@@ -193,7 +197,8 @@ public sealed unsafe partial class X86Cpu
     {
         entry = default;
         ulong pdeAddr = (Cr3 & 0xFFFFF000) + ((linear >> 22) & 1023) * 4;
-        ulong pde = ReadPhysicalU32(pdeAddr);
+        if (!ReadGuestTableU32(pdeAddr, linear, out ulong pde))
+            return false;
         if ((pde & PteP) == 0)
         {
             RaisePageFault(linear, access, user, present: false, reserved: false);
@@ -215,10 +220,11 @@ public sealed unsafe partial class X86Cpu
         }
         else
         {
-            if ((pde & PteA) == 0)
-                WritePhysicalU32(pdeAddr, (uint)(pde | PteA));
+            if ((pde & PteA) == 0 && !WriteGuestTableU32(pdeAddr, (uint)(pde | PteA), linear))
+                return false;
             leafAddr = (pde & 0xFFFFF000) + ((linear >> 12) & 1023) * 4;
-            leaf = ReadPhysicalU32(leafAddr);
+            if (!ReadGuestTableU32(leafAddr, linear, out leaf))
+                return false;
             if ((leaf & PteP) == 0)
             {
                 RaisePageFault(linear, access, user, present: false, reserved: false);
@@ -247,8 +253,8 @@ public sealed unsafe partial class X86Cpu
             return true;
         }
         ulong newLeaf = leaf | PteA | (access == AccessType.Write ? PteD : 0);
-        if (newLeaf != leaf)
-            WritePhysicalU32(leafAddr, (uint)newLeaf);
+        if (newLeaf != leaf && !WriteGuestTableU32(leafAddr, (uint)newLeaf, linear))
+            return false;
         e.Dirty = (newLeaf & PteD) != 0;
         Tlb.Insert(in e);
         entry = e;
@@ -256,10 +262,13 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>Loads the four PDPTEs for PAE paging; false when one is present with reserved bits
-    /// set (the caller raises #GP(0), SDM §4.4.1).</summary>
+    /// set (the caller raises #GP(0), SDM §4.4.1), or after a nested page fault reading them (the
+    /// exit is pending, so the caller's #GP is dropped).</summary>
     internal bool LoadPdptes(ulong cr3)
     {
-        ulong baseAddr = cr3 & 0xFFFFFFE0;
+        // The 32-byte table lies within one page: one nested translation covers it.
+        if (!GuestTableAddress(cr3 & 0xFFFFFFE0, write: false, 0, hasLinear: false, out ulong baseAddr))
+            return false;
         Span<ulong> tmp = stackalloc ulong[4];
         ulong rsvd = ~((1UL << Model.MaxPhysAddrBits) - 1) | 0x1E6; // bits 2:1, 8:5 and above MAXPHYADDR
         for (int i = 0; i < 4; i++)

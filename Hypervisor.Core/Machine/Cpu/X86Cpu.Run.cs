@@ -112,6 +112,8 @@ public sealed unsafe partial class X86Cpu
         _abort = _stop = false;
         var e = _exit;
         _exit = default;
+        if (e.Reason == CpuExitReason.Intercept && _intercept.Reason == Virtualization.InterceptReason.NestedPageFault)
+            CompleteNestedPageFaultRecord(ref e);
         return e;
     }
 
@@ -162,12 +164,14 @@ public sealed unsafe partial class X86Cpu
             physical = e->Phys | (linear & 0xFFF);
             return true;
         }
+        bool exitWasPending = _exitPending;
         if (!Translate(linear, AccessType.Execute, false, out physical, out _))
         {
             if (!raiseFault)
             {
                 _abort = false;
                 _pendingVector = -1;
+                _exitPending = exitWasPending; // a probe's nested page fault is dropped like its #PF
             }
             return false;
         }

@@ -20,8 +20,10 @@ public struct InterceptInfo
     public uint ErrorCode;
     /// <summary>INVLPG/INVPCID-descriptor linear address, CR2 of a #PF, faulting GPA of a nested fault.</summary>
     public ulong Address;
-    /// <summary>Linear address of a nested page fault, when known.</summary>
+    /// <summary>Linear address of a nested page fault, when known (<see cref="HasLinearAddress"/>).</summary>
     public ulong LinearAddress;
+    /// <summary>Nested page fault: <see cref="LinearAddress"/> is valid (not for a PDPTE load).</summary>
+    public bool HasLinearAddress;
     /// <summary>Value written (XSETBV, MOV to CR, WRMSR), INVPCID type.</summary>
     public ulong Value;
     // Port I/O
@@ -37,13 +39,19 @@ public struct InterceptInfo
     /// <summary>Nested page fault: the fault happened while walking the guest's page tables.</summary>
     public bool DuringGuestWalk;
 
+    /// <summary>Nested page fault: the whole error code as AMD reports it in EXITINFO1: the
+    /// #PF-style bits of <see cref="ErrorCode"/> plus bit 32 (final translation) or bit 33
+    /// (guest page-table walk), from <see cref="DuringGuestWalk"/>.</summary>
+    public readonly ulong NestedFaultErrorCode =>
+        ErrorCode | (DuringGuestWalk ? NestedFaultCode.GuestPageTable : NestedFaultCode.FinalTranslation);
+
     public override readonly string ToString() => Reason switch
     {
         InterceptReason.Io => $"io {(IsIn ? "in" : "out")} port=0x{Port:x} size={Size}{(IsString ? " string" : "")}{(IsRep ? " rep" : "")} rip=0x{Rip:x}",
         InterceptReason.MsrRead or InterceptReason.MsrWrite => $"{Reason} msr=0x{Msr:x} rip=0x{Rip:x}",
         InterceptReason.Exception => $"exception {Number}{(HasErrorCode ? $" error=0x{ErrorCode:x}" : "")} rip=0x{Rip:x}",
         InterceptReason.CrRead or InterceptReason.CrWrite => $"{Reason} cr{Number} gpr={Gpr} rip=0x{Rip:x}",
-        InterceptReason.NestedPageFault => $"nested page fault gpa=0x{Address:x} error=0x{ErrorCode:x} rip=0x{Rip:x}",
+        InterceptReason.NestedPageFault => $"nested page fault gpa=0x{Address:x} error=0x{NestedFaultErrorCode:x} rip=0x{Rip:x}",
         _ => $"{Reason} rip=0x{Rip:x}",
     };
 }

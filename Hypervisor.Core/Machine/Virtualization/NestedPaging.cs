@@ -1,0 +1,30 @@
+namespace Hypervisor.Core.Machine.Virtualization;
+
+/// <summary>
+/// Second-stage translation as a vendor's Hardware part enables it for a guest (AMD nested
+/// paging; Intel EPT uses the same walk with its own entry format later). A value, so a vendor can
+/// set it on every entry and the CPU flushes only when it actually changes.
+/// </summary>
+/// <param name="Root">nCR3: host physical address of the nested PML4 (APM vol. 2 §15.25.4).</param>
+/// <param name="NoExecute">The host's EFER.NXE, which the nested walk uses: without it, bit 63 of a
+/// nested entry is reserved (APM vol. 2 §15.25.5).</param>
+public readonly record struct NestedPaging(ulong Root, bool NoExecute);
+
+/// <summary>The bits of a nested-page-fault error code (APM vol. 2 §15.25.6, EXITINFO1).</summary>
+public static class NestedFaultCode
+{
+    /// <summary>The nested entry was present (a protection or reserved-bit fault).</summary>
+    public const ulong P = 1;
+    /// <summary>The access was a write.</summary>
+    public const ulong W = 2;
+    /// <summary>Always set: every nested access is a user access.</summary>
+    public const ulong U = 4;
+    /// <summary>A reserved bit was set in a nested entry.</summary>
+    public const ulong Rsvd = 8;
+    /// <summary>The access was an instruction fetch.</summary>
+    public const ulong I = 16;
+    /// <summary>The fault happened translating the final guest physical address of the access.</summary>
+    public const ulong FinalTranslation = 1UL << 32;
+    /// <summary>The fault happened translating a guest page-table address during the guest's walk.</summary>
+    public const ulong GuestPageTable = 1UL << 33;
+}
