@@ -146,12 +146,17 @@ public sealed partial class SvmOps
         var mmio = svm.Processor.LastMmio;
         if (mmio.Reason == CpuExitReason.Mmio)
             return Emulate.Mmio(vcpu, mmio.Address, mmio.Size, mmio.IsWrite, mmio.Data);
+        // A real #NPF: the TDP MMU maps the page on demand (or an MMIO page whose retry reaches the
+        // CPU's MMIO path with size and data), and the guest retries the access.
+        var mmu = vcpu.Vm.Mmu;
+        if (mmu != null && mmu.HandleFault(svm.Vmcb.ExitInfo2, svm.Vmcb.ExitInfo1, out _))
+            return 1;
         vcpu.Exit = new VcpuExit
         {
             Reason = KvmExitReason.InternalError,
             Suberror = KvmInternalError.UnexpectedExitReason,
             HardwareReason = (ulong)SvmExitCode.Npf,
-            Message = $"svm: nested page fault at gpa 0x{svm.Vmcb.ExitInfo2:x} (error 0x{svm.Vmcb.ExitInfo1:x}) with no MMU to resolve it",
+            Message = $"svm: nested page fault at gpa 0x{svm.Vmcb.ExitInfo2:x} (error 0x{svm.Vmcb.ExitInfo1:x}) the MMU cannot resolve (a write to a read-only slot, or the hypervisor's private memory)",
         };
         return 0;
     }

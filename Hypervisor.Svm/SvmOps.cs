@@ -72,6 +72,11 @@ public sealed partial class SvmOps : IX86Ops
         vmcb.IopmBasePa = 0xFFFF_F000_0000; // where the hardware finds the maps (SvmProcessor holds them)
         vmcb.MsrpmBasePa = 0xFFFF_F000_4000;
         vmcb.GuestAsid = svm.Asid;
+        if (npt)
+        {
+            vmcb.NpEnable = true;
+            vmcb.NCr3 = vcpu.Vm.Mmu!.Root;
+        }
         vmcb.TlbControl = TlbControl.FlushAll;
         UpdateErapCtl(vcpu, svm);
         vmcb.MarkAllDirty();
@@ -109,7 +114,7 @@ public sealed partial class SvmOps : IX86Ops
         {
             Span<ulong> pdptrs = stackalloc ulong[4];
             for (int i = 0; i < 4; i++)
-                pdptrs[i] = vcpu.Vm.Memory.IsRam((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) ? vcpu.Vm.Memory.ReadU64((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) : 0;
+                pdptrs[i] = vcpu.Vm.IsGuestRam((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) ? vcpu.Vm.Memory.ReadU64((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) : 0;
             vcpu.Regs.FillPdptrs(pdptrs);
             return;
         }

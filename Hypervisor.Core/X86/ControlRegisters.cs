@@ -66,7 +66,7 @@ public static class ControlRegisters
         ulong reserved = ~((1UL << GuestMaxPhysAddr(v)) - 1) | 0x1E6;
         for (int i = 0; i < 4; i++)
         {
-            if (!v.Vm.Memory.IsRam(baseAddr + (ulong)i * 8))
+            if (!v.Vm.IsGuestRam(baseAddr + (ulong)i * 8))
                 return false;
             pdptrs[i] = v.Vm.Memory.ReadU64(baseAddr + (ulong)i * 8);
             if ((pdptrs[i] & 1) != 0 && (pdptrs[i] & reserved) != 0)

@@ -22,7 +22,7 @@ public static class GuestMemory
             if (!TryTranslate(v, addr, out ulong gpa, out fault))
                 return false;
             int n = (int)Math.Min((ulong)(destination.Length - done), 0x1000 - (addr & 0xFFF));
-            if (!v.Vm.Memory.IsRam(gpa) || !v.Vm.Memory.IsRam(gpa + (ulong)n - 1))
+            if (!v.Vm.IsGuestRam(gpa) || !v.Vm.IsGuestRam(gpa + (ulong)n - 1))
             {
                 fault = new GuestPageFault(addr, 0);
                 return false;
@@ -47,7 +47,7 @@ public static class GuestMemory
         var mem = v.Vm.Memory;
         ulong physMask = ((1UL << ControlRegisters.GuestMaxPhysAddr(v)) - 1) & ~0xFFFUL;
         bool nxe = (v.Efer & Efer.Nxe) != 0;
-        ulong ReadEntry(ulong addr, bool wide) => !mem.IsRam(addr) ? 0 : wide ? mem.ReadU64(addr) : mem.ReadU32(addr);
+        ulong ReadEntry(ulong addr, bool wide) => !v.Vm.IsGuestRam(addr) ? 0 : wide ? mem.ReadU64(addr) : mem.ReadU32(addr);
 
         if (v.IsLongMode || v.IsPaePaging)
         {

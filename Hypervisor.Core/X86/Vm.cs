@@ -22,6 +22,13 @@ public sealed class Vm : IDisposable
     public PhysicalMemory Memory { get; } = new();
     public IReadOnlyList<Vcpu> Vcpus => _vcpus;
 
+    /// <summary>The TDP MMU building the nested tables (NPT/EPT), when the VM uses nested paging.
+    /// Created with the first vCPU, after userspace has set up its memory slots.</summary>
+    public Mmu.TdpMmu? Mmu { get; private set; }
+
+    /// <summary>Guest RAM: a user memory slot backs <paramref name="gpa"/> (never the MMU's private tables).</summary>
+    public bool IsGuestRam(ulong gpa) => !Hypervisor.Core.X86.Mmu.TdpMmu.IsPrivate(gpa) && Memory.IsRam(gpa);
+
     /// <summary>KVM_SET_USER_MEMORY_REGION: adds guest RAM at <paramref name="guestPhysical"/>.</summary>
     public MemorySlot SetUserMemoryRegion(int slot, ulong guestPhysical, ulong size, bool readOnly = false)
     {
@@ -35,6 +42,8 @@ public sealed class Vm : IDisposable
     {
         if (_vcpus.Any(v => v.Id == id))
             throw new KvmException("EEXIST", $"vCPU {id} already exists");
+        if (Options.NestedPaging && Mmu == null)
+            Mmu = new Mmu.TdpMmu(this);
         var vcpu = new Vcpu(this, id);
         _vcpus.Add(vcpu);
         return vcpu;

@@ -64,6 +64,11 @@ public sealed partial class SvmProcessor
             c.SetSegmentRaw(SegReg.Tr, vmcb.Tr);
             c.SetSegmentRaw(SegReg.Ldtr, vmcb.Ldtr);
         }
+        if ((clean & VmcbClean.Np) == 0)
+        {
+            // NP_ENABLE and N_CR3: the second-stage walk (host NX is on: the hypervisor runs with EFER.NXE).
+            c.NestedPaging = vmcb.NpEnable ? new NestedPaging(vmcb.NCr3 & ~0xFFFUL, NoExecute: true) : null;
+        }
         if ((clean & VmcbClean.Dt) == 0)
         {
             c.Gdtr = vmcb.Gdtr;

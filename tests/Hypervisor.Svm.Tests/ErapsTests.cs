@@ -56,8 +56,9 @@ public class ErapsTests
         // The first VMRUN clears the RAP (CR3 is dirty from KVM_SET_SREGS) along with the host's 5
         // entries; then 40 nested calls and an exit at the bottom. With 64 entries all 40 survive;
         // with 32 the guest keeps its newest 32. After #VMEXIT the host's 5 returns pop 5 (tagged,
-        // so not used for prediction).
-        using var g = new SvmGuest(editCpuid: guestHasEraps ? null : WithoutEraps);
+        // so not used for prediction). Nested paging is off so that no demand-paging exits
+        // interleave with the call chain.
+        using var g = new SvmGuest(editCpuid: guestHasEraps ? null : WithoutEraps, vmOptions: new VmOptions { NestedPaging = false });
         g.Load(a =>
         {
             var f = a.CreateLabel();

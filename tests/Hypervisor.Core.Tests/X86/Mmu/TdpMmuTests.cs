@@ -290,7 +290,7 @@ public class TdpMmuTests
         vm.SetUserMemoryRegion(0, 0, 0x200000);
         var v0 = vm.CreateVcpu(0);
         var v1 = vm.CreateVcpu(1);
-        var mmu = new TdpMmu(vm);
+        var mmu = vm.Mmu!; // the VM creates its MMU with its first vCPU
         Assert.That(mmu.HandleFault(0x1000, U | Final, out _), Is.True);
         Assert.That(v0.PendingRequests & VcpuRequest.TlbFlush, Is.EqualTo(VcpuRequest.None));
         mmu.Zap();
