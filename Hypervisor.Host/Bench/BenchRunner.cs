@@ -19,9 +19,10 @@ public sealed record BenchResult(
 /// QEMU run comes from the workload's exact linear count <c>a + b·n</c>, which hv measures at
 /// n = 1, 2, 3 (and checks is linear). Each measured run lasts at least the minimum time: the loop
 /// count grows until it does. QEMU's time is its wall time less that of an empty image (start-up
-/// and shut-down).
+/// and shut-down). hv runs each workload on the machine <c>machine</c> describes (by default a VM
+/// under SVM, as <c>hv run</c> does).
 /// </summary>
-public sealed class BenchRunner(double minSeconds, TextWriter progress)
+public sealed class BenchRunner(double minSeconds, TextWriter progress, MachineOptions? machine = null)
 {
     private const ulong GuestMemory = MemorySize.DefaultBytes;
     private static readonly TimeSpan QemuTimeout = TimeSpan.FromMinutes(5);
@@ -73,7 +74,7 @@ public sealed class BenchRunner(double minSeconds, TextWriter progress)
         return best;
     }
 
-    private static uint Grow(uint n, double factor)
+    internal static uint Grow(uint n, double factor)
     {
         // Aim 20% past the target so one more run usually suffices; never shrink, never more than x100 a step.
         double f = Math.Clamp(factor * 1.2, 2, 100);
@@ -81,11 +82,11 @@ public sealed class BenchRunner(double minSeconds, TextWriter progress)
         return next >= uint.MaxValue ? uint.MaxValue : (uint)next;
     }
 
-    private static (ulong Instructions, double Seconds) RunHv(BenchWorkload w, uint n)
+    private (ulong Instructions, double Seconds) RunHv(BenchWorkload w, uint n)
     {
         var kernel = MultibootKernel.Check(w.Build(n), GuestMemory);
-        using var vm = new VirtualMachine(GuestMemory, Stream.Null);
-        kernel.LoadInto(vm.Memory, vm.Cpu);
+        using var vm = VirtualMachine.Create(GuestMemory, Stream.Null, machine);
+        vm.Load(kernel);
         var r = vm.Run();
         if (r.End != RunEnd.DebugExit || r.DebugExitValue != 0)
             throw new InvalidOperationException($"{w.Name}: the guest ended with {r} under hv instead of writing 0 to isa-debug-exit");

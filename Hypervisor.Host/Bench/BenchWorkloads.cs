@@ -116,6 +116,32 @@ public static class BenchWorkloads
         return MultibootImageWriter.AoutKludge(a, LoadAddress);
     }
 
+    /// <summary>The exit workload (<c>hv bench --exits</c>): CPUID leaf 0 in a loop of n. A
+    /// hypervisor intercepts every CPUID (SVM has no way not to, for CPUID must report the guest's
+    /// table), so each iteration is one full exit round trip: #VMEXIT, emulation, VMRUN.</summary>
+    public static byte[] CpuidLoop(uint n) => ExitLoop(n, a => a.cpuid());
+
+    /// <summary>The same loop with NOP in CPUID's place: the guest's own share of each iteration.</summary>
+    public static byte[] NopLoop(uint n) => ExitLoop(n, a => a.nop());
+
+    /// <summary>Guest instructions one iteration of <see cref="CpuidLoop"/> and <see cref="NopLoop"/> executes
+    /// (XOR EAX, the instruction, DEC, JNE).</summary>
+    public const int ExitLoopInstructions = 4;
+
+    private static byte[] ExitLoop(uint n, Action<Assembler> body)
+    {
+        var a = new Assembler(32);
+        var loop = a.CreateLabel();
+        a.mov(ebp, n);
+        a.Label(ref loop);
+        a.xor(eax, eax);
+        body(a);
+        a.dec(ebp);
+        a.jne(loop);
+        ExitSuccess(a);
+        return MultibootImageWriter.AoutKludge(a, LoadAddress);
+    }
+
     /// <summary>Writes 0 to isa-debug-exit (status 1 under both hv and QEMU); HLT if that returns.</summary>
     private static void ExitSuccess(Assembler a)
     {

@@ -2,13 +2,16 @@ using System.CommandLine;
 using System.Globalization;
 using Hypervisor.Host.Bench;
 using Hypervisor.Host.Reference;
+using Hypervisor.Host.Runtime;
 using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Host.Cli;
 
 /// <summary>
-/// <c>hv bench [--qemu] [--min-seconds S]</c>: MIPS of hv on three guest workloads, and with
-/// <c>--qemu</c> of QEMU's software CPU on the same images. Build Release to measure.
+/// <c>hv bench [--qemu] [--min-seconds S] [--vendor svm|bare] [--host-cpu NAME] [--exits]</c>:
+/// MIPS of hv on three guest workloads, and with <c>--qemu</c> of QEMU's software CPU on the same
+/// images; with <c>--exits</c>, exit round trips per second under the vendor module instead.
+/// Build Release to measure.
 /// </summary>
 public sealed class BenchCommand : Command
 {
@@ -26,21 +29,74 @@ public sealed class BenchCommand : Command
         DefaultValueFactory = _ => 1.0,
     };
 
+    public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
+        "What runs the workloads: svm, a VM under the SVM module (the default, as hv run), or bare, the software CPU alone",
+        ["svm", "bare"]);
+
+    public Option<string> HostCpu { get; } = MachineCommandOptions.HostCpu();
+
+    public Option<bool> Exits { get; } = new("--exits")
+    {
+        Description = "Measure exit round trips instead: a guest runs CPUID in a loop, every CPUID an intercepted exit (needs --vendor svm)",
+    };
+
     public BenchCommand(HostConsole console, ILoggerFactory logging)
-        : base("bench", "Measure MIPS on an ALU loop, recursive calls and a 64 MiB memory loop")
+        : base("bench", "Measure MIPS on an ALU loop, recursive calls and a 64 MiB memory loop, or (--exits) exit round trips")
     {
         _console = console;
         Options.Add(Qemu);
         Options.Add(MinSeconds);
+        Options.Add(Vendor);
+        Options.Add(HostCpu);
+        Options.Add(Exits);
         MinSeconds.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<double>() is not (> 0 and <= 600))
                 r.AddError("--min-seconds must be more than 0 and at most 600");
         });
-        SetAction(p => Run(p.GetValue(Qemu), p.GetValue(MinSeconds)));
+        SetAction(p =>
+        {
+            var machine = new MachineOptions
+            {
+                Vendor = MachineCommandOptions.VendorOf(p.GetValue(Vendor)!),
+                HostCpu = MachineCommandOptions.ModelOf(p.GetValue(HostCpu)!),
+            };
+            return p.GetValue(Exits)
+                ? RunExits(p.GetValue(Qemu), p.GetValue(MinSeconds), machine)
+                : Run(p.GetValue(Qemu), p.GetValue(MinSeconds), machine);
+        });
     }
 
-    public int Run(bool withQemu, double minSeconds)
+    /// <summary><c>hv bench --exits</c>.</summary>
+    public int RunExits(bool withQemu, double minSeconds, MachineOptions? machine = null)
+    {
+        var err = _console.Error;
+        machine ??= new MachineOptions();
+        if (withQemu)
+        {
+            err.WriteLine("hv: --exits measures the hypervisor's exits, which QEMU's software CPU does not have: drop --qemu");
+            return ExitCodes.UsageOrImageError;
+        }
+        if (machine.Vendor != VendorKind.Svm)
+        {
+            err.WriteLine($"hv: --exits measures exits to a vendor module: use --vendor svm, not {VendorKinds.Name(machine.Vendor)}");
+            return ExitCodes.UsageOrImageError;
+        }
+        ExitBenchResult result;
+        try
+        {
+            result = new ExitBenchRunner(minSeconds, err, machine).Measure();
+        }
+        catch (InvalidOperationException e)
+        {
+            err.WriteLine($"hv: bench: {e.Message}");
+            return ExitCodes.InternalError;
+        }
+        ExitBenchRunner.WriteReport(_console.Out, result);
+        return 0;
+    }
+
+    public int Run(bool withQemu, double minSeconds, MachineOptions? machine = null)
     {
         var err = _console.Error;
         QemuOracle? qemu = null;
@@ -53,7 +109,7 @@ public sealed class BenchCommand : Command
                 return ExitCodes.UsageOrImageError;
             }
         }
-        var runner = new BenchRunner(minSeconds, err);
+        var runner = new BenchRunner(minSeconds, err, machine);
         double startup = 0;
         if (qemu != null)
         {

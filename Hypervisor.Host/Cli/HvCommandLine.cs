@@ -15,6 +15,7 @@ public static class HvCommandLine
         var root = new RootCommand(Description);
         root.Subcommands.Add(new RunCommand(console, logging));
         root.Subcommands.Add(new BenchCommand(console, logging));
+        root.Subcommands.Add(new CapsCommand(console));
         return root;
     }
 

@@ -6,8 +6,10 @@ using Microsoft.Extensions.Logging;
 namespace Hypervisor.Host.Cli;
 
 /// <summary>
-/// <c>hv run IMAGE [--memory SIZE] [--max-instructions N] [--stats]</c>: loads a multiboot v1
-/// kernel the way <c>qemu -kernel</c> does and runs it, COM1 on stdout.
+/// <c>hv run IMAGE [--memory SIZE] [--max-instructions N] [--stats] [--vendor svm|vmx|bare]
+/// [--host-cpu NAME] [--cpu host[,+feature|,-feature...]] [--intercept cr3,invpcid]</c>: loads a
+/// multiboot v1 kernel the way <c>qemu -kernel</c> does and runs it, by default as a VM under the
+/// SVM vendor module, COM1 on stdout.
 /// </summary>
 public sealed class RunCommand : Command
 {
@@ -38,6 +40,24 @@ public sealed class RunCommand : Command
         Description = "Print instructions retired, wall time, MIPS and exits by kind to stderr",
     };
 
+    public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
+        "svm: a VM under the SVM module (the default); vmx: not implemented yet; bare: the software CPU without a hypervisor");
+
+    public Option<string> HostCpu { get; } = MachineCommandOptions.HostCpu();
+
+    public Option<CpuSpec?> Cpu { get; } = new("--cpu")
+    {
+        Description = "The guest CPUID as QEMU's -cpu: host (what the hypervisor supports), then ,+feature ,-feature or ,feature=on|off edits",
+        HelpName = "host[,+feature|,-feature...]",
+        CustomParser = ParseCpu,
+    };
+
+    public Option<string?> Intercept { get; } = new("--intercept")
+    {
+        Description = "cr3,invpcid: intercept MOV to CR3 and INVPCID even with nested paging, so the hypervisor emulates them",
+        HelpName = "cr3,invpcid",
+    };
+
     public RunCommand(HostConsole console, ILoggerFactory logging)
         : base("run", "Load a multiboot kernel and run it; the guest's COM1 goes to stdout")
     {
@@ -47,7 +67,51 @@ public sealed class RunCommand : Command
         Options.Add(Memory);
         Options.Add(MaxInstructions);
         Options.Add(Stats);
+        Options.Add(Vendor);
+        Options.Add(HostCpu);
+        Options.Add(Cpu);
+        Options.Add(Intercept);
+        Intercept.Validators.Add(r =>
+        {
+            if (!TryParseIntercepts(r.GetValueOrDefault<string?>() ?? "", out _, out string error))
+                r.AddError($"--intercept: {error}");
+        });
         SetAction(Execute);
+    }
+
+    private static CpuSpec? ParseCpu(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (CpuSpec.TryParse(text, out var spec, out string error))
+            return spec;
+        result.AddError($"--cpu: {error}");
+        return null;
+    }
+
+    /// <summary>The intercepts <c>--intercept</c> can add. CR3 writes and INVPCID come together: the
+    /// VM has one option for both (VmOptions.InterceptCr3AndInvpcid).</summary>
+    public static bool TryParseIntercepts(string text, out bool cr3AndInvpcid, out string error)
+    {
+        cr3AndInvpcid = false;
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (string part in text.Split(','))
+        {
+            string name = part.Trim().ToLowerInvariant();
+            if (name is not ("cr3" or "invpcid"))
+            {
+                error = $"unknown intercept '{part.Trim()}'; hv can add: cr3,invpcid";
+                return false;
+            }
+            names.Add(name);
+        }
+        if (names.Count != 2)
+        {
+            error = $"{names.Min} alone cannot be intercepted: MOV to CR3 and INVPCID are intercepted together (one VM option); use --intercept cr3,invpcid";
+            return false;
+        }
+        cr3AndInvpcid = true;
+        error = "";
+        return true;
     }
 
     private static MemorySize ParseMemory(System.CommandLine.Parsing.ArgumentResult result)
@@ -64,11 +128,24 @@ public sealed class RunCommand : Command
         var image = parse.GetValue(Image)!;
         ulong memory = parse.GetValue(Memory).Bytes;
         ulong limit = parse.GetValue(MaxInstructions) ?? ulong.MaxValue;
-        return Run(image.FullName, image.ToString(), memory, limit, parse.GetValue(Stats));
+        var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
+        if (vendor == VendorKind.Vmx)
+        {
+            _console.Error.WriteLine($"hv: --vendor vmx: {VendorKinds.VmxNotImplemented}");
+            return ExitCodes.UsageOrImageError;
+        }
+        var options = new MachineOptions
+        {
+            Vendor = vendor,
+            HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu)!),
+            Cpu = parse.GetValue(Cpu),
+            InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
+        };
+        return Run(image.FullName, image.ToString(), memory, limit, parse.GetValue(Stats), options);
     }
 
     /// <summary>The whole command after parsing; the tests call it directly too.</summary>
-    public int Run(string path, string displayName, ulong memorySize, ulong maxInstructions, bool stats)
+    public int Run(string path, string displayName, ulong memorySize, ulong maxInstructions, bool stats, MachineOptions? options = null)
     {
         var err = _console.Error;
         byte[] file;
@@ -107,7 +184,12 @@ public sealed class RunCommand : Command
         VirtualMachine vm;
         try
         {
-            vm = new VirtualMachine(memorySize, _console.Serial, _logging);
+            vm = VirtualMachine.Create(memorySize, _console.Serial, options, _logging);
+        }
+        catch (MachineConfigurationException e)
+        {
+            err.WriteLine($"hv: {e.Message}");
+            return ExitCodes.UsageOrImageError;
         }
         catch (OutOfMemoryException)
         {
@@ -117,7 +199,7 @@ public sealed class RunCommand : Command
 
         using (vm)
         {
-            kernel.LoadInto(vm.Memory, vm.Cpu);
+            vm.Load(kernel);
             var result = vm.Run(maxInstructions);
             switch (result.End)
             {

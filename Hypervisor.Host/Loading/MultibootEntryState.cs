@@ -1,4 +1,5 @@
 using Hypervisor.Core.Machine.Cpu;
+using Hypervisor.Core.X86;
 
 namespace Hypervisor.Host.Loading;
 
@@ -9,29 +10,63 @@ namespace Hypervisor.Host.Loading;
 /// What the specification leaves undefined is set to fixed values so every run is the same:
 /// GDTR points at the boot page's flat GDT, IDTR is empty (base 0, limit 0: an exception before
 /// the kernel loads its own IDT escalates to a triple fault at once), ESP and the other general
-/// registers are 0.
+/// registers are 0. The same state goes into the bare CPU directly or into a vCPU through
+/// KVM_SET_SREGS / KVM_SET_REGS, as a userspace VMM sets it.
 /// </summary>
-public static class MultibootEntryState
+public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulong GdtBase)
 {
-    public static void Apply(X86Cpu cpu, uint entry, uint bootInfo, ulong gdtBase)
+    // Attributes in the VMX access-rights layout: G, D/B, P, S, type (accessed).
+    public static Segment Code => new() { Selector = MultibootInfo.CodeSelector, Base = 0, Limit = 0xFFFFFFFF, Attributes = 0xC09B };
+    public static Segment Data => new() { Selector = MultibootInfo.DataSelector, Base = 0, Limit = 0xFFFFFFFF, Attributes = 0xC093 };
+
+    public DescriptorTable Gdt => new() { Base = GdtBase, Limit = MultibootInfo.GdtEntries * 8 - 1 };
+    public static DescriptorTable Idt => new() { Base = 0, Limit = 0 };
+
+    /// <summary>CR0: protected mode, paging off (ET is hard-wired to 1).</summary>
+    public const ulong Cr0Value = Cr0.Pe | Cr0.Et;
+
+    /// <summary>Puts the bare CPU in the entry state.</summary>
+    public void Apply(X86Cpu cpu)
     {
         for (int r = 0; r < Gpr.LegacyCount; r++)
             cpu.SetGpr(r, 0);
         cpu.SetGpr(Gpr.Rax, MultibootInfo.BootloaderMagic);
-        cpu.SetGpr(Gpr.Rbx, bootInfo);
-        cpu.Gdtr = new DescriptorTable { Base = gdtBase, Limit = MultibootInfo.GdtEntries * 8 - 1 };
-        cpu.Idtr = new DescriptorTable { Base = 0, Limit = 0 };
-        if (!cpu.WriteCr0(Cr0.Pe | Cr0.Et))
+        cpu.SetGpr(Gpr.Rbx, BootInfo);
+        cpu.Gdtr = Gdt;
+        cpu.Idtr = Idt;
+        if (!cpu.WriteCr0(Cr0Value))
             throw new InvalidOperationException("the CPU refused CR0 = PE|ET for the multiboot entry state");
-        // Attributes in the VMX access-rights layout: G, D/B, P, S, type (accessed).
-        cpu.SetSegment(SegReg.Cs, new Segment { Selector = MultibootInfo.CodeSelector, Base = 0, Limit = 0xFFFFFFFF, Attributes = 0xC09B });
-        var data = new Segment { Selector = MultibootInfo.DataSelector, Base = 0, Limit = 0xFFFFFFFF, Attributes = 0xC093 };
+        cpu.SetSegment(SegReg.Cs, Code);
+        var data = Data;
         cpu.SetSegment(SegReg.Ds, data);
         cpu.SetSegment(SegReg.Es, data);
         cpu.SetSegment(SegReg.Fs, data);
         cpu.SetSegment(SegReg.Gs, data);
         cpu.SetSegment(SegReg.Ss, data);
         cpu.SetRFlags(RFlags.Fixed1);
-        cpu.Rip = entry;
+        cpu.Rip = Entry;
+    }
+
+    /// <summary>Puts a vCPU in the entry state: KVM_GET_SREGS, change what multiboot defines,
+    /// KVM_SET_SREGS (TR and LDTR keep their RESET values, as on the bare CPU), then KVM_SET_REGS.</summary>
+    public void Apply(Vcpu vcpu)
+    {
+        var s = vcpu.GetSregs();
+        var data = Data;
+        s.Cs = Code;
+        s.Ds = s.Es = s.Fs = s.Gs = s.Ss = data;
+        s.Gdt = Gdt;
+        s.Idt = Idt;
+        s.Cr0 = Cr0Value;
+        s.Cr2 = s.Cr3 = s.Cr4 = s.Cr8 = 0;
+        s.Efer = 0;
+        vcpu.SetSregs(s);
+        vcpu.SetRegs(new KvmRegs
+        {
+            Rax = MultibootInfo.BootloaderMagic,
+            Rbx = BootInfo,
+            Rip = Entry,
+            Rflags = RFlags.Fixed1,
+        });
     }
 }

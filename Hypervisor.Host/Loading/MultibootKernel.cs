@@ -8,8 +8,9 @@ public enum ImageFormat { AoutKludge, Elf32, Elf64 }
 /// <summary>
 /// A multiboot v1 kernel, checked against the guest memory it will be loaded into, the way
 /// <c>qemu -kernel</c> loads one: <see cref="Check"/> finds every problem before anything is
-/// written (so a bad image runs nothing), <see cref="LoadInto"/> copies the segments, zeroes the
-/// bss, writes the boot page and puts the CPU in the state the specification defines (§3.2).
+/// written (so a bad image runs nothing), <see cref="WriteInto"/> copies the segments, zeroes the
+/// bss and writes the boot page, and <see cref="EntryState"/> is the CPU state the specification
+/// defines (§3.2).
 /// </summary>
 public sealed class MultibootKernel
 {
@@ -135,8 +136,19 @@ public sealed class MultibootKernel
     private static string Describe(ImageFormat format, LoadSegment s) =>
         format == ImageFormat.AoutKludge ? $"the a.out kludge load range {s}" : $"program header {s.Index} (PT_LOAD {s})";
 
-    /// <summary>Writes the image and the boot page into <paramref name="memory"/> and sets the CPU's entry state.</summary>
+    /// <summary>The CPU state at entry (§3.2): where to start, the information structure, the boot GDT.</summary>
+    public MultibootEntryState EntryState => new(Entry, (uint)BootInfoAddress, BootInfoArea + MultibootInfo.GdtOffset);
+
+    /// <summary>Writes the image and the boot page into <paramref name="memory"/> and sets the bare CPU's entry state.</summary>
     public void LoadInto(PhysicalMemory memory, X86Cpu cpu)
+    {
+        WriteInto(memory);
+        EntryState.Apply(cpu);
+    }
+
+    /// <summary>Copies the segments, zeroes the bss and writes the boot page; the caller sets the
+    /// entry state (<see cref="EntryState"/>) on whatever runs the kernel.</summary>
+    public void WriteInto(PhysicalMemory memory)
     {
         Span<byte> zeros = stackalloc byte[4096];
         foreach (var s in Segments)
@@ -150,6 +162,5 @@ public sealed class MultibootKernel
         foreach (var slot in memory.Slots)
             memorySize = Math.Max(memorySize, slot.GuestEnd);
         memory.Write(BootInfoArea, MultibootInfo.Build(BootInfoArea, memorySize));
-        MultibootEntryState.Apply(cpu, Entry, (uint)BootInfoAddress, BootInfoArea + MultibootInfo.GdtOffset);
     }
 }

@@ -1,41 +1,31 @@
 using Hypervisor.Core.Machine.Cpu;
-using Hypervisor.Core.Machine.Decoding;
 using Hypervisor.Core.Machine.Memory;
 using Hypervisor.Host.Devices;
+using Hypervisor.Host.Loading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hypervisor.Host.Runtime;
 
 /// <summary>
-/// One guest: RAM at guest physical 0, a CPU, and the userspace devices on the I/O bus (COM1 and
-/// isa-debug-exit). <see cref="Run"/> is the VMM's run loop (the KVM_RUN loop of a userspace VMM):
-/// run the CPU, service the exit it returns, run again. Until the vendor modules land the CPU
-/// runs the guest on the bare machine.
+/// One guest: RAM at guest physical 0, one processor, and the userspace devices on the I/O bus
+/// (COM1 and isa-debug-exit). <see cref="Run"/> is the VMM's run loop (the KVM_RUN loop of a
+/// userspace VMM): run the guest, service the exit it returns, run again. Two kinds exist:
+/// <see cref="SvmMachine"/>, a VM under the SVM vendor module (what <c>hv run</c> uses), and
+/// <see cref="BareMachine"/>, the software CPU without a hypervisor. Both service exits the same
+/// way, so a guest sees the same devices on either.
 /// </summary>
-public sealed partial class VirtualMachine : IDisposable
+public abstract partial class VirtualMachine : IDisposable
 {
-    /// <summary>Instructions per CPU run between host housekeeping (serial flush; later progress).</summary>
-    public ulong SliceInstructions { get; init; } = 1UL << 24;
+    /// <summary>Instructions per run of the processor between host housekeeping (serial flush; later progress).</summary>
+    public ulong SliceInstructions { get; set; } = 1UL << 24;
 
-    private readonly ILogger _log;
+    private protected readonly ILogger _log;
 
-    public VirtualMachine(ulong memorySize, Stream serialOutput, ILoggerFactory? logging = null)
+    private protected VirtualMachine(ulong memorySize, Stream serialOutput, ILoggerFactory logging)
     {
-        logging ??= NullLoggerFactory.Instance;
         _log = logging.CreateLogger<VirtualMachine>();
         MemorySize = memorySize;
-        Memory = new PhysicalMemory();
-        try
-        {
-            Memory.AddSlot(0, 0, memorySize);
-            Cpu = new X86Cpu(Memory);
-        }
-        catch
-        {
-            Memory.Dispose();
-            throw;
-        }
         Io = new IoBus(logging.CreateLogger<IoBus>());
         Com1 = new Uart16550(serialOutput);
         DebugExit = new DebugExit();
@@ -43,18 +33,39 @@ public sealed partial class VirtualMachine : IDisposable
         Io.Register(DebugExit.BasePort, DebugExit.PortCount, DebugExit);
     }
 
+    /// <summary>Builds the machine <paramref name="options"/> describe (default: a VM under SVM on
+    /// the default host CPU model).</summary>
+    /// <exception cref="MachineConfigurationException">the options ask for something that cannot be built.</exception>
+    /// <exception cref="OutOfMemoryException">guest memory cannot be allocated.</exception>
+    public static VirtualMachine Create(ulong memorySize, Stream serialOutput, MachineOptions? options = null, ILoggerFactory? logging = null)
+    {
+        options ??= new MachineOptions();
+        logging ??= NullLoggerFactory.Instance;
+        return options.Vendor switch
+        {
+            VendorKind.Svm => new SvmMachine(memorySize, serialOutput, options, logging),
+            VendorKind.Bare => new BareMachine(memorySize, serialOutput, options, logging),
+            _ => throw new MachineConfigurationException($"--vendor {VendorKinds.Name(options.Vendor)}: {VendorKinds.VmxNotImplemented}"),
+        };
+    }
+
     public ulong MemorySize { get; }
-    public PhysicalMemory Memory { get; }
-    public X86Cpu Cpu { get; }
+    public abstract PhysicalMemory Memory { get; }
     public IoBus Io { get; }
     public Uart16550 Com1 { get; }
     public DebugExit DebugExit { get; }
     public RunStatistics Statistics { get; } = new();
 
+    /// <summary>Guest instructions the processor has retired so far.</summary>
+    public abstract ulong InstructionsRetired { get; }
+
+    /// <summary>Writes <paramref name="kernel"/> into guest memory and sets the processor's entry state.</summary>
+    public abstract void Load(MultibootKernel kernel);
+
     /// <summary>Runs until the guest stops, something fails, or <paramref name="maxInstructions"/> more have retired.</summary>
     public RunResult Run(ulong maxInstructions = ulong.MaxValue)
     {
-        ulong start = Cpu.InstructionsRetired;
+        ulong start = InstructionsRetired;
         Statistics.StartClock();
         try
         {
@@ -63,78 +74,52 @@ public sealed partial class VirtualMachine : IDisposable
         finally
         {
             Statistics.StopClock();
-            Statistics.InstructionsRetired = Cpu.InstructionsRetired;
+            Statistics.InstructionsRetired = InstructionsRetired;
+            CollectStatistics();
             Com1.Flush();
         }
     }
 
-    private RunResult RunLoop(ulong start, ulong maxInstructions)
+    private protected abstract RunResult RunLoop(ulong start, ulong maxInstructions);
+
+    /// <summary>Copies exit counters kept elsewhere (the vCPU's) into <see cref="Statistics"/>.</summary>
+    private protected virtual void CollectStatistics()
     {
-        while (true)
-        {
-            ulong used = Cpu.InstructionsRetired - start;
-            if (used >= maxInstructions)
-                return new RunResult(RunEnd.InstructionLimit, Message: $"instruction limit of {maxInstructions} reached at {Where()}");
-            var exit = Cpu.Run(Math.Min(SliceInstructions, maxInstructions - used));
-            switch (exit.Reason)
-            {
-                case CpuExitReason.InstructionLimit:
-                    Com1.Flush();
-                    continue;
-                case CpuExitReason.Io:
-                    Statistics.CountExit(exit.Reason);
-                    if (exit.IsWrite)
-                    {
-                        Io.Write(exit.Port, exit.Size, (uint)exit.Data);
-                        if (DebugExit.Value is { } v)
-                            return new RunResult(RunEnd.DebugExit, v);
-                    }
-                    else
-                    {
-                        Cpu.CompleteIoIn(Io.Read(exit.Port, exit.Size));
-                    }
-                    continue;
-                case CpuExitReason.Mmio:
-                    Statistics.CountExit(exit.Reason);
-                    ServiceUnclaimedMmio(in exit);
-                    continue;
-                case CpuExitReason.Hlt:
-                    Statistics.CountExit(exit.Reason);
-                    if ((Cpu.GetRFlags() & RFlags.If) == 0)
-                        return new RunResult(RunEnd.Halted);
-                    return new RunResult(RunEnd.InternalError, Message:
-                        $"the guest halted with interrupts enabled at {Where()}, but this machine has no interrupt source yet, so it could never resume");
-                case CpuExitReason.Shutdown:
-                    Statistics.CountExit(exit.Reason);
-                    return new RunResult(RunEnd.Shutdown, Message: exit.Message ?? "triple fault");
-                case CpuExitReason.Unimplemented:
-                    Statistics.CountExit(exit.Reason);
-                    return new RunResult(RunEnd.Unimplemented, Message: exit.Message ?? $"unimplemented instruction at {Where()}");
-                case CpuExitReason.InternalError:
-                    Statistics.CountExit(exit.Reason);
-                    return new RunResult(RunEnd.InternalError, Message: exit.Message ?? $"internal error at {Where()}");
-                case CpuExitReason.StopRequested:
-                    return new RunResult(RunEnd.Stopped, Message: $"stopped at {Where()}");
-                default:
-                    return new RunResult(RunEnd.InternalError, Message: $"unexpected CPU exit {exit} at {Where()}");
-            }
-        }
     }
+
+    /// <summary>Where the guest is, for messages: "cs:rip 0008:100020".</summary>
+    private protected abstract string Where();
+
+    private protected RunResult LimitReached(ulong maxInstructions) =>
+        new(RunEnd.InstructionLimit, Message: $"instruction limit of {maxInstructions} reached at {Where()}");
+
+    /// <summary>A port write to the I/O bus; the debug-exit result when it ended the run.</summary>
+    private protected RunResult? ServicePortWrite(ushort port, int size, uint data)
+    {
+        Io.Write(port, size, data);
+        return DebugExit.Value is { } v ? new RunResult(RunEnd.DebugExit, v) : null;
+    }
+
+    /// <summary>HLT: the end of the run when interrupts are off; with IF = 1 nothing could ever wake
+    /// the guest (no interrupt source exists yet), which is reported rather than waited for.</summary>
+    private protected RunResult Halted(ulong rflags) =>
+        (rflags & RFlags.If) == 0
+            ? new RunResult(RunEnd.Halted)
+            : new RunResult(RunEnd.InternalError, Message:
+                $"the guest halted with interrupts enabled at {Where()}, but this machine has no interrupt source yet, so it could never resume");
 
     /// <summary>No MMIO device exists yet: guest physical space beyond RAM reads as all ones and
-    /// ignores writes, like an unclaimed bus cycle on a PC.</summary>
-    private void ServiceUnclaimedMmio(in CpuExit exit)
+    /// ignores writes, like an unclaimed bus cycle on a PC. Returns the value a read completes with.</summary>
+    private protected ulong ServiceUnclaimedMmio(ulong address, int size, bool isWrite, ulong data)
     {
-        if (exit.IsWrite)
+        if (isWrite)
         {
-            LogUnclaimedMmioWrite(exit.Address, exit.Size, exit.Data);
-            return;
+            LogUnclaimedMmioWrite(address, size, data);
+            return 0;
         }
-        LogUnclaimedMmioRead(exit.Address, exit.Size);
-        Cpu.CompleteMmioRead(exit.Address, exit.Size >= 8 ? ulong.MaxValue : (1UL << (exit.Size * 8)) - 1);
+        LogUnclaimedMmioRead(address, size);
+        return size >= 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
     }
-
-    private string Where() => $"cs:rip {Cpu.GetSegment(SegReg.Cs).Selector:x4}:{Cpu.Rip:x}";
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Unclaimed MMIO read at 0x{Address:x}, size {Size}: returns all ones")]
     private partial void LogUnclaimedMmioRead(ulong address, int size);
@@ -142,9 +127,5 @@ public sealed partial class VirtualMachine : IDisposable
     [LoggerMessage(Level = LogLevel.Debug, Message = "Unclaimed MMIO write at 0x{Address:x}, size {Size}, value 0x{Value:x}: ignored")]
     private partial void LogUnclaimedMmioWrite(ulong address, int size, ulong value);
 
-    public void Dispose()
-    {
-        Cpu.Dispose();
-        Memory.Dispose();
-    }
+    public abstract void Dispose();
 }

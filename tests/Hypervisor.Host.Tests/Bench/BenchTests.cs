@@ -3,18 +3,18 @@ using Hypervisor.Host.Cli;
 using Hypervisor.Host.Tests.Differential;
 using Hypervisor.Host.Loading;
 using Hypervisor.Host.Runtime;
+using Hypervisor.Host.Tests.Support;
 
 namespace Hypervisor.Host.Tests.Bench;
 
 public class BenchTests
 {
-    private static (RunResult Result, ulong Instructions) RunOnce(BenchWorkload w, uint n)
+    private static (RunResult Result, ulong Instructions) RunOnce(BenchWorkload w, uint n) => RunOnce(w.Build(n));
+
+    private static (RunResult Result, ulong Instructions) RunOnce(byte[] image, MachineOptions? options = null)
     {
-        var k = MultibootKernel.Check(w.Build(n), MemorySize.DefaultBytes);
-        using var vm = new VirtualMachine(MemorySize.DefaultBytes, Stream.Null);
-        k.LoadInto(vm.Memory, vm.Cpu);
-        var r = vm.Run(2_000_000_000);
-        return (r, vm.Statistics.InstructionsRetired);
+        var (r, _, stats) = TestMachines.RunImage(options ?? new MachineOptions(), image, MemorySize.DefaultBytes, 2_000_000_000);
+        return (r, stats.InstructionsRetired);
     }
 
     private static IEnumerable<TestCaseData> Workloads() =>
@@ -43,8 +43,8 @@ public class BenchTests
     public void Memory64M_TouchesEveryLineOfTheRegion()
     {
         var k = MultibootKernel.Check(BenchWorkloads.All[2].Build(1), MemorySize.DefaultBytes);
-        using var vm = new VirtualMachine(MemorySize.DefaultBytes, Stream.Null);
-        k.LoadInto(vm.Memory, vm.Cpu);
+        using var vm = VirtualMachine.Create(MemorySize.DefaultBytes, Stream.Null);
+        vm.Load(k);
         vm.Run();
         // Each line was incremented by the loop count (1) from zero.
         Assert.That(vm.Memory.ReadU32(BenchWorkloads.MemoryStart), Is.EqualTo(1));
@@ -62,6 +62,59 @@ public class BenchTests
         Assert.That(lines[0], Does.Match(@"^workload\s+instructions\s+hv s\s+hv MIPS\s+qemu s\s+qemu MIPS\s+ratio$"));
         foreach (var w in BenchWorkloads.All)
             Assert.That(lines.Count(l => l.StartsWith(w.Name + " ", StringComparison.Ordinal) && l.EndsWith(" -", StringComparison.Ordinal)), Is.EqualTo(1), w.Name);
+    }
+
+    [TestCase(VendorKind.Svm)]
+    [TestCase(VendorKind.Bare)]
+    public void BenchCommand_RunsOnTheChosenMachine(VendorKind vendor)
+    {
+        var output = new StringWriter();
+        var cmd = new BenchCommand(new HostConsole(Stream.Null, output, TextWriter.Null), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.That(cmd.Run(withQemu: false, minSeconds: 0.01, new MachineOptions { Vendor = vendor }), Is.EqualTo(0));
+        Assert.That(output.ToString().Split('\n').Count(l => l.EndsWith(" -", StringComparison.Ordinal)), Is.EqualTo(BenchWorkloads.All.Count));
+    }
+
+    [Test]
+    public void CpuidLoop_ExitsOncePerIteration_NopLoopNever()
+    {
+        var options = new MachineOptions();
+        var (r, _, stats) = TestMachines.RunImage(options, BenchWorkloads.CpuidLoop(1000));
+        Assert.That(r, Is.EqualTo(new RunResult(RunEnd.DebugExit, 0)));
+        Assert.That(stats.VendorExits, Does.Contain(("VMEXIT_CPUID", 1000L)));
+        // Only the debug-exit write reaches userspace: every CPUID is handled inside the hypervisor.
+        Assert.That(stats.UserspaceExits, Is.EqualTo(new[] { (Hypervisor.Core.X86.KvmExitReason.Io, 1L) }));
+        var (rn, _, nop) = TestMachines.RunImage(options, BenchWorkloads.NopLoop(1000));
+        Assert.That(rn, Is.EqualTo(new RunResult(RunEnd.DebugExit, 0)));
+        Assert.That(nop.VendorExits.Select(e => e.Name), Is.EqualTo(new[] { "VMEXIT_IOIO" }));
+        // The NOP loop retires every instruction; the CPUID loop all but the intercepted CPUIDs.
+        Assert.That(nop.InstructionsRetired - stats.InstructionsRetired, Is.EqualTo(1000));
+        Assert.That(nop.InstructionsRetired, Is.EqualTo(1 + 1000UL * BenchWorkloads.ExitLoopInstructions + 1));
+    }
+
+    [TestCase("zen5")]
+    [TestCase("zen4")]
+    public void ExitBench_ReportsExitsPerSecondAndNsPerRoundTrip(string model)
+    {
+        var output = new StringWriter();
+        var cmd = new BenchCommand(new HostConsole(Stream.Null, output, TextWriter.Null), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.That(cmd.RunExits(withQemu: false, minSeconds: 0.02, new MachineOptions { HostCpu = Hypervisor.Core.Machine.Models.HostCpuModel.Find(model)! }), Is.EqualTo(0));
+        var lines = output.ToString().Split('\n');
+        Assert.That(lines[0], Does.Match(@"^workload\s+host cpu\s+iterations\s+exits\s+s\s+exits/s\s+ns/iteration$"));
+        var row = System.Text.RegularExpressions.Regex.Match(lines[1], $@"^cpuid-exit\s+{model}\s+(\d+)\s+(\d+)\s+\d+\.\d{{3}}\s+\d+\s+\d+\.\d$");
+        Assert.That(row.Success, Is.True, lines[1]);
+        Assert.That(row.Groups[2].Value, Is.EqualTo(row.Groups[1].Value), "one exit per iteration");
+        Assert.That(lines[2], Does.Match($@"^nop-loop\s+{model}\s+\d+\s+0\s+\d+\.\d{{3}}\s+-\s+\d+\.\d$"));
+        Assert.That(lines[3], Does.Match(@"^exit round trip \(#VMEXIT, CPUID emulated in the hypervisor, VMRUN\): \d+\.\d ns, \d+ exits/s;$"));
+    }
+
+    [TestCase(true, VendorKind.Svm, "drop --qemu")]
+    [TestCase(false, VendorKind.Bare, "use --vendor svm, not bare")]
+    public void ExitBench_WithoutAVendorModule_Status2(bool qemu, VendorKind vendor, string message)
+    {
+        var error = new StringWriter();
+        var cmd = new BenchCommand(new HostConsole(Stream.Null, TextWriter.Null, error), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.That(cmd.RunExits(qemu, 0.01, new MachineOptions { Vendor = vendor }), Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(error.ToString(), Does.Contain(message));
     }
 
     [Test, Category("Differential")]

@@ -26,6 +26,44 @@ public class CommandLineTests
         Assert.That(p.GetValue(run.Memory).Bytes, Is.EqualTo(256UL << 20));
         Assert.That(p.GetValue(run.MaxInstructions), Is.Null);
         Assert.That(p.GetValue(run.Stats), Is.False);
+        Assert.That(p.GetValue(run.Vendor), Is.EqualTo("svm"));
+        Assert.That(p.GetValue(run.HostCpu), Is.EqualTo("zen5"));
+        Assert.That(p.GetValue(run.Cpu), Is.Null, "-cpu host unedited");
+        Assert.That(p.GetValue(run.Intercept), Is.Null);
+    }
+
+    [Test]
+    public void Run_MachineOptions_AreParsed()
+    {
+        var (p, run) = ParseRun("run", "k.bin", "--vendor", "bare", "--host-cpu", "zen4", "--cpu", "host,-eraps,+pcid", "--intercept", "invpcid,cr3");
+        Assert.That(p.Errors, Is.Empty);
+        Assert.That(p.GetValue(run.Vendor), Is.EqualTo("bare"));
+        Assert.That(p.GetValue(run.HostCpu), Is.EqualTo("zen4"));
+        Assert.That(p.GetValue(run.Cpu)!.ToString(), Is.EqualTo("host,-eraps,+pcid"));
+        Assert.That(p.GetValue(run.Intercept), Is.EqualTo("invpcid,cr3"));
+    }
+
+    [TestCase("--vendor", "kvm", "--vendor: 'kvm' is not a vendor this command takes; use svm, vmx, bare")]
+    [TestCase("--host-cpu", "zen9", "--host-cpu: unknown host CPU model 'zen9'; the models are: zen5 (AMD Zen 5-class processor with ERAPS (64-entry RAP)), zen4 (AMD Zen 4-class processor without ERAPS (32-entry RAP))")]
+    [TestCase("--cpu", "host,+frob", "--cpu: unknown CPU feature 'frob'")]
+    [TestCase("--cpu", "qemu64", "--cpu: 'qemu64' is not a CPU model hv offers")]
+    [TestCase("--intercept", "cr3", "--intercept: cr3 alone cannot be intercepted")]
+    [TestCase("--intercept", "cr3,cr4", "--intercept: unknown intercept 'cr4'; hv can add: cr3,invpcid")]
+    public void Run_BadMachineOption_IsAParseError(string option, string value, string message)
+    {
+        var (p, _) = ParseRun("run", "k.bin", option, value);
+        Assert.That(p.Errors.Select(e => e.Message), Has.Some.StartsWith(message));
+    }
+
+    [TestCase("cr3,invpcid", true)]
+    [TestCase("INVPCID, cr3", true)]
+    [TestCase("cr3,invpcid,cr3", true)]
+    [TestCase("invpcid", false)]
+    [TestCase("", false)]
+    public void TryParseIntercepts_CrThreeAndInvpcidTogether(string text, bool ok)
+    {
+        Assert.That(RunCommand.TryParseIntercepts(text, out bool on, out string error), Is.EqualTo(ok), error);
+        Assert.That(on, Is.EqualTo(ok));
     }
 
     [Test]
@@ -60,6 +98,10 @@ public class CommandLineTests
     [TestCase("run", "k.bin", "--frobnicate")]
     [TestCase("explode")]
     [TestCase("bench", "--min-seconds", "0")]
+    [TestCase("bench", "--vendor", "vmx")]
+    [TestCase("caps", "--host-cpu")]
+    [TestCase("run", "k.bin", "--host-cpu", "zen9")]
+    [TestCase("run", "k.bin", "--cpu", "host,+nosuchfeature")]
     public void Invoke_UsageError_Status2WithMessage(params string[] args)
     {
         var o = InProcessHv.Invoke(args);
@@ -76,7 +118,7 @@ public class CommandLineTests
         Assert.That(o.Out, Does.Contain("Exit status:"));
         foreach (string line in new[] { "0 ", "(v<<1)|1", "2 ", "3 ", "4 ", "6 " })
             Assert.That(o.Out, Does.Contain("\n    " + line));
-        Assert.That(o.Out, Does.Contain("run <IMAGE>").And.Contain("bench"));
+        Assert.That(o.Out, Does.Contain("run <IMAGE>").And.Contain("bench").And.Contain("caps"));
     }
 
     [Test]
@@ -85,6 +127,8 @@ public class CommandLineTests
         var o = InProcessHv.Invoke("run", "--help");
         Assert.That(o.Status, Is.EqualTo(0));
         Assert.That(o.Out, Does.Contain("--memory <SIZE>").And.Contain("[default: 256M]").And.Contain("--max-instructions <N>").And.Contain("--stats"));
+        Assert.That(o.Out, Does.Contain("--vendor <svm|vmx|bare>").And.Contain("[default: svm]").And.Contain("--host-cpu <NAME>").And.Contain("[default: zen5]"));
+        Assert.That(o.Out, Does.Contain("--cpu <host[,+feature|,-feature...]>").And.Contain("--intercept <cr3,invpcid>"));
     }
 
     [Test]

@@ -59,8 +59,79 @@ public class RunCommandTests
     {
         var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--stats");
         Assert.That(o.Status, Is.EqualTo(1));
-        Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\nexits: io \d+\n$"));
+        Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\n"
+            + @"exits to userspace: KVM_EXIT_IO \d+\nsvm exits: VMEXIT_IOIO \d+\n$"));
         Assert.That(o.SerialText, Is.EqualTo("Hello from hv!\n"), "stats never mix into the guest's output");
+    }
+
+    [Test]
+    public void Run_StatsBare_ReportsCpuExits()
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--stats", "--vendor", "bare");
+        Assert.That(o.Status, Is.EqualTo(1));
+        Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\nexits: io \d+\n$"));
+    }
+
+    [TestCase("svm")]
+    [TestCase("bare")]
+    public void Run_Vendor_SameGuestOutputAndStatus(string vendor)
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", vendor);
+        Assert.That((o.Status, o.SerialText, o.Error), Is.EqualTo((1, "Hello from hv!\n", "")));
+    }
+
+    [Test]
+    public void Run_Vmx_NotImplementedStatus2()
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "vmx");
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(SingleLine(o.Error), Is.EqualTo("hv: --vendor vmx: the VMX vendor module is not implemented yet (issue 4)"));
+        Assert.That(o.Serial, Is.Empty);
+    }
+
+    [Test]
+    public void Run_UnknownHostCpu_Status2ListingTheModels()
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--host-cpu", "zen9");
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(o.Error, Does.StartWith("hv: --host-cpu: unknown host CPU model 'zen9'; the models are: zen5 (").And.Contain(", zen4 ("));
+        Assert.That(o.Serial, Is.Empty);
+    }
+
+    [TestCase("host,+eraps", "zen4", "hv: --cpu +eraps: host CPU model zen4 does not support eraps (CPUID 0x80000021.0:Eax[24]): KVM_GET_SUPPORTED_CPUID does not report it")]
+    [TestCase("host,+svm", "zen5", "hv: --cpu +svm: host CPU model zen5 does not support svm (CPUID 0x80000001.0:Ecx[2]): KVM_GET_SUPPORTED_CPUID does not report it")]
+    public void Run_CpuFeatureTheHostLacks_Status2NothingRuns(string cpu, string model, string message)
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--cpu", cpu, "--host-cpu", model);
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(SingleLine(o.Error), Is.EqualTo(message));
+        Assert.That(o.Serial, Is.Empty);
+    }
+
+    [Test]
+    public void Run_CpuUnknownFeature_Status2()
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--cpu", "host,-warp_drive");
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(o.Error, Does.StartWith("hv: --cpu: unknown CPU feature 'warp_drive'; known features: "));
+    }
+
+    [Test]
+    public void Run_CpuEditsAndIntercepts_GuestStillRuns()
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "system64.bin"),
+            "--cpu", "host,-eraps,-pcid,-invpcid", "--intercept", "cr3,invpcid", "--host-cpu", "zen5");
+        Assert.That(o.Status, Is.EqualTo(1), o.Error);
+        Assert.That(o.Error, Is.Empty);
+    }
+
+    [TestCase("--cpu", "host")]
+    [TestCase("--intercept", "cr3,invpcid")]
+    public void Run_HypervisorOptionOnBare_Status2(string option, string value)
+    {
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "bare", option, value);
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(SingleLine(o.Error), Does.StartWith("hv: --cpu and --intercept configure the hypervisor's guest"));
     }
 
     [Test]

@@ -7,7 +7,8 @@ using Hypervisor.Host.Tests.Support;
 namespace Hypervisor.Host.Tests.Differential;
 
 /// <summary>
-/// Runs every committed sample image under hv and under QEMU's software CPU (qemu-oracle) and
+/// Runs every committed sample image under hv (as a VM under SVM, hv run's default) and under
+/// QEMU's software CPU (qemu-oracle) and
 /// compares the serial output byte for byte and the exit status. QEMU is the reference: a
 /// difference is a bug in hv unless the sample documents why the two may differ.
 /// </summary>
@@ -38,13 +39,14 @@ public class QemuDifferentialTests
     private static IEnumerable<TestCaseData> Images() =>
         RepositoryPaths.SampleImageFiles().Select(f => new TestCaseData(f).SetArgDisplayNames(Path.GetFileName(f)));
 
-    /// <summary>The image under hv, as <c>hv run</c> runs it, keeping how the run ended.</summary>
+    /// <summary>The image under hv, as <c>hv run</c> runs it by default (a VM under SVM), keeping how the run ended.</summary>
     private static (RunResult Result, byte[] Serial) RunHv(string image)
     {
         var kernel = MultibootKernel.Check(File.ReadAllBytes(image), Memory);
         var serial = new MemoryStream();
-        using var vm = new VirtualMachine(Memory, serial);
-        kernel.LoadInto(vm.Memory, vm.Cpu);
+        using var vm = VirtualMachine.Create(Memory, serial);
+        Assert.That(vm, Is.InstanceOf<SvmMachine>(), "the default machine is a VM under SVM");
+        vm.Load(kernel);
         return (vm.Run(MaxInstructions), serial.ToArray());
     }
 

@@ -10,6 +10,8 @@ public class MultibootKernelTests
 {
     private const ulong Mem = 16 << 20;
 
+    private static BareMachine Bare() => (BareMachine)VirtualMachine.Create(Mem, Stream.Null, new MachineOptions { Vendor = VendorKind.Bare });
+
     private static string ErrorOf(byte[] image, ulong memory = Mem) =>
         Assert.Throws<ImageException>(() => MultibootKernel.Check(image, memory))!.Message;
 
@@ -165,7 +167,7 @@ public class MultibootKernelTests
     {
         byte[] image = TestImages.Aout(a => a.hlt(), bssSize: 0x1800);
         var k = MultibootKernel.Check(image, Mem);
-        using var vm = new VirtualMachine(Mem, Stream.Null);
+        using var vm = Bare();
         var dirt = new byte[0x4000];
         Array.Fill(dirt, (byte)0xAA);
         vm.Memory.Write(0x100000, dirt);
@@ -184,7 +186,7 @@ public class MultibootKernelTests
     public void LoadInto_SetsMultibootEntryState()
     {
         var k = MultibootKernel.Check(TestImages.Aout(a => a.hlt()), Mem);
-        using var vm = new VirtualMachine(Mem, Stream.Null);
+        using var vm = Bare();
         k.LoadInto(vm.Memory, vm.Cpu);
         var cpu = vm.Cpu;
         Assert.That(cpu.GetGpr(Gpr.Rax), Is.EqualTo(0x2BADB002));
@@ -207,7 +209,27 @@ public class MultibootKernelTests
     }
 
     [Test]
-    public void Run_SegmentReloadFromBootGdt_Works()
+    public void EntryState_NamesEntryBootInformationAndBootGdt()
+    {
+        var k = MultibootKernel.Check(TestImages.Aout(a => a.hlt()), Mem);
+        Assert.That(k.EntryState, Is.EqualTo(new MultibootEntryState(0x100020, (uint)k.BootInfoAddress, k.BootInfoArea + MultibootInfo.GdtOffset)));
+        Assert.That((k.EntryState.Gdt.Base, k.EntryState.Gdt.Limit), Is.EqualTo((k.BootInfoArea, (ushort)(MultibootInfo.GdtEntries * 8 - 1))));
+    }
+
+    [Test]
+    public void WriteInto_WritesImageAndBootPageOnly()
+    {
+        var k = MultibootKernel.Check(TestImages.Aout(a => a.hlt()), Mem);
+        using var vm = Bare();
+        ulong rip = vm.Cpu.Rip;
+        k.WriteInto(vm.Memory);
+        Assert.That(vm.Memory.ReadU32(k.BootInfoAddress), Is.Not.Zero);
+        Assert.That(vm.Cpu.Rip, Is.EqualTo(rip), "the processor is the caller's to set");
+    }
+
+    [TestCase(VendorKind.Svm)]
+    [TestCase(VendorKind.Bare)]
+    public void Run_SegmentReloadFromBootGdt_Works(VendorKind vendor)
     {
         byte[] image = TestImages.Aout(a =>
         {
@@ -218,13 +240,14 @@ public class MultibootKernelTests
             a.@out(0xF4, al);
         });
         var k = MultibootKernel.Check(image, Mem);
-        using var vm = new VirtualMachine(Mem, Stream.Null);
-        k.LoadInto(vm.Memory, vm.Cpu);
+        using var vm = TestMachines.Create(vendor, Mem, Stream.Null);
+        vm.Load(k);
         Assert.That(vm.Run(1000), Is.EqualTo(new RunResult(RunEnd.DebugExit, 0x42)));
     }
 
-    [Test]
-    public void Run_Elf64Container_StartsIn32BitMode()
+    [TestCase(VendorKind.Svm)]
+    [TestCase(VendorKind.Bare)]
+    public void Run_Elf64Container_StartsIn32BitMode(VendorKind vendor)
     {
         byte[] image = TestImages.Elf(a =>
         {
@@ -232,8 +255,8 @@ public class MultibootKernelTests
             a.@out(0xF4, al);
         }, elf64: true);
         var k = MultibootKernel.Check(image, Mem);
-        using var vm = new VirtualMachine(Mem, Stream.Null);
-        k.LoadInto(vm.Memory, vm.Cpu);
+        using var vm = TestMachines.Create(vendor, Mem, Stream.Null);
+        vm.Load(k);
         Assert.That(vm.Run(1000), Is.EqualTo(new RunResult(RunEnd.DebugExit, 7)));
     }
 }
