@@ -155,7 +155,7 @@ public sealed partial class SvmOps : IX86Ops
         for (int k = 0; k < depth; k++)
             rap.Call(HostReturnAddresses[k], RapDomain.Host);
 
-        svm.Processor.Vmrun(vmcb, vcpu.InstructionBudget);
+        svm.Processor.Vmrun(vmcb, vcpu.RemainingInstructionBudget);
 
         // Right after #VMEXIT, before any host RET: without ERAPS the RSB may hold guest entries.
         if (!cpu.Model.HasEraps && Options.RsbFillAfterVmExit)

@@ -55,8 +55,23 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public bool HasRun { get; private set; }
 
     /// <summary>Guest instructions the next <see cref="Run"/> may retire before it returns with
-    /// KVM_EXIT_INTR (the host's way to bound a run, like a signal to the vCPU thread).</summary>
+    /// KVM_EXIT_INTR (the host's way to bound a run, like a signal to the vCPU thread). It covers
+    /// the whole run, however many exits the hypervisor handles inside it.</summary>
     public ulong InstructionBudget { get; set; } = ulong.MaxValue;
+
+    private ulong _runStartRetired;
+
+    /// <summary>What is left of <see cref="InstructionBudget"/> in the current run: vendors pass it
+    /// to each guest entry.</summary>
+    public ulong RemainingInstructionBudget
+    {
+        get
+        {
+            if (InstructionBudget == ulong.MaxValue) return ulong.MaxValue;
+            ulong used = Cpu.InstructionsRetired - _runStartRetired;
+            return used >= InstructionBudget ? 0 : InstructionBudget - used;
+        }
+    }
 
     /// <summary>The exit <see cref="Run"/> returned last.</summary>
     public VcpuExit Exit;
@@ -103,6 +118,7 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
         HasRun = true;
         CompleteUserspaceExit();
         Exit = default;
+        _runStartRetired = Cpu.InstructionsRetired;
         while (true)
         {
             ServiceRequests();

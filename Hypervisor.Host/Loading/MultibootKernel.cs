@@ -160,7 +160,8 @@ public sealed class MultibootKernel
         }
         ulong memorySize = 0;
         foreach (var slot in memory.Slots)
-            memorySize = Math.Max(memorySize, slot.GuestEnd);
+            if (!Hypervisor.Core.X86.Mmu.TdpMmu.IsPrivate(slot.GuestBase)) // the MMU's tables are not guest RAM
+                memorySize = Math.Max(memorySize, slot.GuestEnd);
         memory.Write(BootInfoArea, MultibootInfo.Build(BootInfoArea, memorySize));
     }
 }

@@ -68,6 +68,19 @@ public class SvmOpsTests
     }
 
     [Test]
+    public void InstructionBudget_CoversTheWholeRun_AcrossExitsHandledInside()
+    {
+        // Every CPUID exits and is handled in the hypervisor; the budget must still run out.
+        using var g = new SvmGuest();
+        g.Load(a => { var l = a.CreateLabel(); a.Label(ref l); a.cpuid(); a.jmp(l); });
+        g.Vcpu.InstructionBudget = 50;
+        ulong before = g.Vcpu.Cpu.InstructionsRetired;
+        var exit = g.Run();
+        Assert.That(exit.Reason, Is.EqualTo(KvmExitReason.Intr));
+        Assert.That(g.Vcpu.Cpu.InstructionsRetired - before, Is.EqualTo(50UL));
+    }
+
+    [Test]
     public void Vmmcall_UnknownHypercall_ReturnsMinusKvmEnosys()
     {
         using var g = new SvmGuest();

@@ -75,6 +75,12 @@ public static class CpuFeatures
         Npt, NripSave, FlushByAsid, Eraps,
     };
 
-    public static CpuFeature? Find(string name) =>
-        All.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase));
+    /// <summary>The feature with this name (case-insensitive), or null.</summary>
+    public static CpuFeature? Find(string name)
+    {
+        foreach (var f in All)
+            if (string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
+                return f;
+        return null;
+    }
 }

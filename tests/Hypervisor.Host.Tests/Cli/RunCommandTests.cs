@@ -60,7 +60,7 @@ public class RunCommandTests
         var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--stats");
         Assert.That(o.Status, Is.EqualTo(1));
         Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\n"
-            + @"exits to userspace: KVM_EXIT_IO \d+\nsvm exits: VMEXIT_IOIO \d+\n$"));
+            + @"exits to userspace: KVM_EXIT_IO \d+\nsvm exits: VMEXIT_IOIO \d+, VMEXIT_NPF 1\n$"));
         Assert.That(o.SerialText, Is.EqualTo("Hello from hv!\n"), "stats never mix into the guest's output");
     }
 
