@@ -90,7 +90,7 @@ public sealed class ReturnAddressPredictor
             Mispredictions++;
             return;
         }
-        _top = (_top - 1 + Capacity) % Capacity;
+        _top = _top == 0 ? Capacity - 1 : _top - 1;
         _count--;
         var e = _entries[_top];
         if (e.Domain != domain)
@@ -119,7 +119,7 @@ public sealed class ReturnAddressPredictor
     private void Push(RapEntry e)
     {
         _entries[_top] = e;
-        _top = (_top + 1) % Capacity;
+        if (++_top == Capacity) _top = 0;
         if (_count < Capacity) _count++;
     }
 
@@ -135,8 +135,17 @@ public sealed class ReturnAddressPredictor
     /// sequence does (32 CALLs whose returns are never taken).</summary>
     public void Fill(int entries, ulong address, RapDomain domain)
     {
+        var e = new RapEntry(address, domain);
+        if (entries >= Capacity)
+        {
+            // Every slot is overwritten: the order no longer matters.
+            Array.Fill(_entries, e, 0, Capacity);
+            _top = 0;
+            _count = Capacity;
+            return;
+        }
         for (int k = 0; k < entries; k++)
-            Push(new RapEntry(address, domain));
+            Push(e);
     }
 
     /// <summary>Entries oldest first.</summary>
