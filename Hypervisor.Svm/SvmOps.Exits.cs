@@ -135,7 +135,7 @@ public sealed partial class SvmOps
     private static int IoInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
         var io = new SvmIoioInfo(svm.Vmcb.ExitInfo1);
-        return Emulate.Pio(vcpu, io.Port, io.Size, io.IsIn, io.IsString);
+        return Emulate.Pio(vcpu, io.Port, io.Size, io.IsIn, io.IsString, io.IsRep, io.AddressSize, io.Segment);
     }
 
     /// <summary>A nested page fault the CPU reports for guest-physical space no memory slot backs:

@@ -100,15 +100,16 @@ public sealed partial class Vcpu
 
     // ---- Completing what userspace was asked to do (kvm_run's complete_userspace_io) ----
 
-    private enum PendingCompletion { None, PioOut, PioIn, MmioRead }
+    private enum PendingCompletion { None, PioOut, PioIn, MmioRead, StringOut, StringIn }
 
     private PendingCompletion _completion;
     private ulong _completionData;
+    private (int Size, bool Rep, int AddressSize, int Segment) _string;
 
     /// <summary>Data for a KVM_EXIT_IO IN: written to RAX (the access size) on the next run.</summary>
     public void CompleteIo(ulong data)
     {
-        if (_completion != PendingCompletion.PioIn)
+        if (_completion is not (PendingCompletion.PioIn or PendingCompletion.StringIn))
             throw new InvalidOperationException($"vCPU {Id}: no port input is waiting for data (last exit: {Exit})");
         _completionData = data;
     }
@@ -125,6 +126,12 @@ public sealed partial class Vcpu
     internal void ExpectPio(bool isIn) => _completion = isIn ? PendingCompletion.PioIn : PendingCompletion.PioOut;
 
     internal void ExpectMmioRead() => _completion = PendingCompletion.MmioRead;
+
+    internal void ExpectStringPio(bool isIn, int size, bool rep, int addressSize, int segment)
+    {
+        _completion = isIn ? PendingCompletion.StringIn : PendingCompletion.StringOut;
+        _string = (size, rep, addressSize, segment);
+    }
 
     private void CompleteUserspaceExit()
     {
@@ -145,7 +152,48 @@ public sealed partial class Vcpu
             case PendingCompletion.MmioRead:
                 Cpu.CompleteMmioRead(Exit.MmioAddress, _completionData);
                 break;
+            case PendingCompletion.StringIn:
+            {
+                ulong amask = X86Cpu.SizeMask(_string.AddressSize);
+                ulong di = ReadGpr(Gpr.Rdi) & amask;
+                Span<byte> bytes = stackalloc byte[8];
+                BitConverter.TryWriteBytes(bytes, _completionData);
+                if (!GuestMemory.TryWrite(this, Emulation.Emulate.StringLinear(this, SegReg.Es, di), bytes[.._string.Size], out var pf))
+                {
+                    Cr2 = pf.Address;
+                    Ops.InjectException(this, Vector.PF, true, pf.ErrorCode);
+                    break;
+                }
+                AdvanceString(Gpr.Rdi);
+                break;
+            }
+            case PendingCompletion.StringOut:
+                AdvanceString(Gpr.Rsi);
+                break;
         }
+    }
+
+    /// <summary>A register write in the address size: 16-bit merges, 32-bit zero-extends (SDM vol. 1 §3.4.1.1).</summary>
+    private void WriteAddressSized(int reg, ulong value) =>
+        WriteGpr(reg, _string.AddressSize == 2 ? (ReadGpr(reg) & ~0xFFFFUL) | value : value);
+
+    /// <summary>One string element done: index ± size, rCX − 1 under REP; skip the instruction when
+    /// no element is left (otherwise RIP stays and the next element exits again).</summary>
+    private void AdvanceString(int indexReg)
+    {
+        ulong amask = X86Cpu.SizeMask(_string.AddressSize);
+        long step = (Rflags & RFlags.Df) != 0 ? -_string.Size : _string.Size;
+        ulong index = ((ReadGpr(indexReg) & amask) + (ulong)step) & amask;
+        WriteAddressSized(indexReg, index);
+        bool done = true;
+        if (_string.Rep)
+        {
+            ulong count = ((ReadGpr(Gpr.Rcx) & amask) - 1) & amask;
+            WriteAddressSized(Gpr.Rcx, count);
+            done = count == 0;
+        }
+        if (done)
+            Ops.SkipEmulatedInstruction(this);
     }
 }
 

@@ -37,6 +37,42 @@ public class SvmOpsTests
     }
 
     [Test]
+    public void RepOutsb_OneKvmExitIoPerElement_ThenTheInstructionCompletes()
+    {
+        using var g = new SvmGuest();
+        g.Vm.Memory.Write(SvmGuest.DataBase, "hello"u8);
+        g.Load(a => { a.mov(esi, (uint)SvmGuest.DataBase); a.mov(ecx, 5); a.mov(dx, 0xE9); a.rep.outsb(); a.hlt(); });
+        var text = new System.Text.StringBuilder();
+        VcpuExit exit;
+        while ((exit = g.Run()).Reason == KvmExitReason.Io)
+        {
+            Assert.That((exit.IoIn, exit.IoPort, exit.IoSize), Is.EqualTo((false, (ushort)0xE9, (byte)1)));
+            text.Append((char)exit.IoData);
+        }
+        Assert.That(exit.Reason, Is.EqualTo(KvmExitReason.Hlt));
+        Assert.That(text.ToString(), Is.EqualTo("hello"));
+        Assert.That((g.Vcpu.ReadGpr(Gpr.Rcx), g.Vcpu.ReadGpr(Gpr.Rsi)), Is.EqualTo((0UL, SvmGuest.DataBase + 5)));
+    }
+
+    [Test]
+    public void RepInsw_Backwards_StoresEachCompletedValue()
+    {
+        using var g = new SvmGuest();
+        g.Load(a => { a.mov(edi, (uint)SvmGuest.DataBase + 4); a.mov(ecx, 3); a.mov(dx, 0x1F0); a.std(); a.rep.insw(); a.cld(); a.hlt(); });
+        ushort value = 0x1111;
+        VcpuExit exit;
+        while ((exit = g.Run()).Reason == KvmExitReason.Io)
+        {
+            Assert.That((exit.IoIn, exit.IoPort, exit.IoSize), Is.EqualTo((true, (ushort)0x1F0, (byte)2)));
+            g.Vcpu.CompleteIo(value);
+            value += 0x1111;
+        }
+        Assert.That(exit.Reason, Is.EqualTo(KvmExitReason.Hlt));
+        Assert.That(g.Vm.Memory.ReadU64(SvmGuest.DataBase) & 0xFFFF_FFFF_FFFF, Is.EqualTo(0x1111_2222_3333UL), "stored at +4, +2, +0");
+        Assert.That(g.Vcpu.ReadGpr(Gpr.Rdi), Is.EqualTo(SvmGuest.DataBase - 2));
+    }
+
+    [Test]
     public void TripleFault_IsKvmExitShutdown()
     {
         using var g = new SvmGuest();

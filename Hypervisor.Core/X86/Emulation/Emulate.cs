@@ -54,18 +54,11 @@ public static partial class Emulate
 
     /// <summary>IN/OUT to userspace (KVM_EXIT_IO, count 1). The instruction completes on the next
     /// run: OUT is skipped then, IN also receives the data userspace supplied.</summary>
-    public static int Pio(Vcpu v, ushort port, int size, bool isIn, bool isString)
+    public static int Pio(Vcpu v, ushort port, int size, bool isIn, bool isString,
+        bool isRep = false, int addressSize = 8, int segment = SegReg.Ds)
     {
         if (isString)
-        {
-            v.Exit = new VcpuExit
-            {
-                Reason = KvmExitReason.InternalError,
-                Suberror = KvmInternalError.Emulation,
-                Message = $"string port I/O ({(isIn ? "INS" : "OUTS")} port 0x{port:x}) needs the instruction emulator, which is not implemented yet",
-            };
-            return 0;
-        }
+            return StringPio(v, port, size, isIn, isRep, addressSize, segment);
         v.Exit = new VcpuExit
         {
             Reason = KvmExitReason.Io,
@@ -77,6 +70,45 @@ public static partial class Emulate
         };
         v.ExpectPio(isIn);
         return 0;
+    }
+
+    /// <summary>
+    /// INS/OUTS, one element per exit as KVM's emulator can do it: OUTS reads [seg:rSI] from guest
+    /// memory and exits with it; INS exits for the port's value and stores it at ES:rDI. On the next
+    /// run rSI/rDI advance by the element size (backwards with DF), rCX counts down under REP, and
+    /// the instruction is skipped only when the count reaches zero (else it runs, and exits, again).
+    /// </summary>
+    private static int StringPio(Vcpu v, ushort port, int size, bool isIn, bool isRep, int addressSize, int segment)
+    {
+        ulong amask = X86Cpu.SizeMask(addressSize);
+        if (isRep && (v.ReadGpr(Gpr.Rcx) & amask) == 0)
+            return Skip(v);
+        if (isIn)
+        {
+            v.Exit = new VcpuExit { Reason = KvmExitReason.Io, IoIn = true, IoSize = (byte)size, IoPort = port, IoCount = 1 };
+            v.ExpectStringPio(isIn: true, size, isRep, addressSize, SegReg.Es);
+            return 0;
+        }
+        ulong linear = StringLinear(v, segment, v.ReadGpr(Gpr.Rsi) & amask);
+        Span<byte> data = stackalloc byte[8];
+        if (!GuestMemory.TryRead(v, linear, data[..size], out var pf))
+        {
+            v.Cr2 = pf.Address;
+            v.Ops.InjectException(v, Vector.PF, true, pf.ErrorCode);
+            return 1;
+        }
+        v.Exit = new VcpuExit { Reason = KvmExitReason.Io, IoIn = false, IoSize = (byte)size, IoPort = port, IoCount = 1, IoData = BitConverter.ToUInt64(data) & X86Cpu.SizeMask(size) };
+        v.ExpectStringPio(isIn: false, size, isRep, addressSize, segment);
+        return 0;
+    }
+
+    /// <summary>Segment base + offset; 32-bit wrap outside 64-bit mode.</summary>
+    internal static ulong StringLinear(Vcpu v, int segment, ulong offset)
+    {
+        bool long64 = v.IsLongMode && v.Ops.GetSegment(v, SegReg.Cs).Long;
+        ulong baseAddr = long64 && segment < SegReg.Fs ? 0 : v.Ops.GetSegment(v, segment).Base;
+        ulong linear = baseAddr + offset;
+        return long64 ? linear : (uint)linear;
     }
 
     /// <summary>An access to guest physical memory no slot backs: KVM_EXIT_MMIO. A read is completed
