@@ -25,7 +25,7 @@ public sealed partial class SvmOps
     private static void PrepareErapCtl(Vcpu vcpu, VcpuSvm svm)
     {
         if (svm.GuestHasEraps && vcpu.Regs.IsDirty(VcpuReg.Eraps))
-            svm.Vmcb.ErapCtl |= ErapCtl.ClearRap;
+            svm.Current.ErapCtl |= ErapCtl.ClearRap;
     }
 
     /// <summary>svm_vcpu_after_set_cpuid: guest caps are known now.</summary>

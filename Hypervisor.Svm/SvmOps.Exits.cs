@@ -32,9 +32,9 @@ public sealed partial class SvmOps
         t[(int)SvmExitCode.Hlt]     = (_, v, _) => Emulate.Hlt(v);
         t[(int)SvmExitCode.Invlpg]  = InvlpgInterception;
         t[(int)SvmExitCode.Ioio]    = IoInterception;
-        t[(int)SvmExitCode.Msr]     = (_, v, s) => SvmExitInfo.IsMsrWrite(s.Vmcb.ExitInfo1) ? Emulate.Wrmsr(v) : Emulate.Rdmsr(v);
+        t[(int)SvmExitCode.Msr]     = (_, v, s) => SvmExitInfo.IsMsrWrite(s.Current.ExitInfo1) ? Emulate.Wrmsr(v) : Emulate.Rdmsr(v);
         t[(int)SvmExitCode.Shutdown] = ShutdownInterception;
-        t[(int)SvmExitCode.Vmrun]   = (_, v, _) => Emulate.InjectUd(v);
+        t[(int)SvmExitCode.Vmrun]   = VmrunInterception;
         t[(int)SvmExitCode.Vmmcall] = VmmcallInterception;
         t[(int)SvmExitCode.Vmload]  = (_, v, _) => Emulate.InjectUd(v);
         t[(int)SvmExitCode.Vmsave]  = (_, v, _) => Emulate.InjectUd(v);
@@ -47,16 +47,19 @@ public sealed partial class SvmOps
         t[(int)SvmExitCode.Wbinvd]  = (_, v, _) => v.Ops.SkipEmulatedInstruction(v) ? 1 : 0;
         t[(int)SvmExitCode.Invd]    = (_, v, _) => v.Ops.SkipEmulatedInstruction(v) ? 1 : 0;
         t[(int)SvmExitCode.Xsetbv]  = (_, v, _) => Emulate.Xsetbv(v, (uint)v.ReadGpr(Gpr.Rcx), ((ulong)(uint)v.ReadGpr(Gpr.Rdx) << 32) | (uint)v.ReadGpr(Gpr.Rax));
-        t[(int)SvmExitCode.Invpcid] = (_, v, s) => Emulate.Invpcid(v, s.Vmcb.ExitInfo2, s.Vmcb.ExitInfo1);
+        t[(int)SvmExitCode.Invpcid] = (_, v, s) => Emulate.Invpcid(v, s.Current.ExitInfo2, s.Current.ExitInfo1);
         return t;
     }
 
     public int HandleExit(Vcpu vcpu, ExitFastpath fastpath)
     {
         var svm = ToSvm(vcpu);
-        var vmcb = svm.Vmcb;
+        var vmcb = svm.Current;
         var code = vmcb.ExitCode;
         vcpu.Stats.CountVendor((long)code);
+        // In guest mode an exit vmcb12 intercepts belongs to L1 (a nested #VMEXIT); the rest are L0's.
+        if (svm.IsGuestMode && ShouldReflectToL1(vcpu, svm, fastpath))
+            return NestedVmexit(vcpu, svm);
         if (fastpath == ExitFastpath.EntryFailed)
         {
             vcpu.Exit = new VcpuExit { Reason = KvmExitReason.FailEntry, HardwareReason = unchecked((ulong)(long)code), Message = $"VMRUN failed its consistency checks: {svm.Processor.InvalidReason}" };
@@ -96,7 +99,7 @@ public sealed partial class SvmOps
     /// and CLTS arrive as CR0 writes without a GPR.</summary>
     private static int CrInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
-        var vmcb = svm.Vmcb;
+        var vmcb = svm.Current;
         long code = (long)vmcb.ExitCode;
         bool write = code >= (long)SvmExitCode.Cr0Write;
         int cr = (int)(code & 0xF);
@@ -127,14 +130,14 @@ public sealed partial class SvmOps
 
     private static int InvlpgInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
-        ops.FlushTlbGva(vcpu, svm.Vmcb.ExitInfo1);
+        ops.FlushTlbGva(vcpu, svm.Current.ExitInfo1);
         return vcpu.Ops.SkipEmulatedInstruction(vcpu) ? 1 : 0;
     }
 
     /// <summary>IOIO: EXITINFO1 says port, size, direction, string, rep; EXITINFO2 the next RIP.</summary>
     private static int IoInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
-        var io = new SvmIoioInfo(svm.Vmcb.ExitInfo1);
+        var io = new SvmIoioInfo(svm.Current.ExitInfo1);
         return Emulate.Pio(vcpu, io.Port, io.Size, io.IsIn, io.IsString, io.IsRep, io.AddressSize, io.Segment);
     }
 
@@ -149,14 +152,14 @@ public sealed partial class SvmOps
         // A real #NPF: the TDP MMU maps the page on demand (or an MMIO page whose retry reaches the
         // CPU's MMIO path with size and data), and the guest retries the access.
         var mmu = vcpu.Vm.Mmu;
-        if (mmu != null && mmu.HandleFault(svm.Vmcb.ExitInfo2, svm.Vmcb.ExitInfo1, out _))
+        if (mmu != null && mmu.HandleFault(svm.Current.ExitInfo2, svm.Current.ExitInfo1, out _))
             return 1;
         vcpu.Exit = new VcpuExit
         {
             Reason = KvmExitReason.InternalError,
             Suberror = KvmInternalError.UnexpectedExitReason,
             HardwareReason = (ulong)SvmExitCode.Npf,
-            Message = $"svm: nested page fault at gpa 0x{svm.Vmcb.ExitInfo2:x} (error 0x{svm.Vmcb.ExitInfo1:x}) the MMU cannot resolve (a write to a read-only slot, or the hypervisor's private memory)",
+            Message = $"svm: nested page fault at gpa 0x{svm.Current.ExitInfo2:x} (error 0x{svm.Current.ExitInfo1:x}) the MMU cannot resolve (a write to a read-only slot, or the hypervisor's private memory)",
         };
         return 0;
     }
@@ -171,6 +174,9 @@ public sealed partial class SvmOps
 
     private static int ShutdownInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
+        if (svm.IsGuestMode)
+            ForceLeaveNested(vcpu, svm); // the whole vCPU shuts down, L1 included
+
         // The VMCB is undefined after a shutdown intercept; KVM re-initialises it.
         ops.InitVmcb(vcpu, svm);
         vcpu.Exit = new VcpuExit { Reason = KvmExitReason.Shutdown, Message = "triple fault in the guest" };
@@ -189,11 +195,11 @@ public sealed partial class SvmOps
     /// <summary>An intercepted exception the hypervisor does not handle itself goes back to the guest.</summary>
     private static int ExceptionInterception(SvmOps ops, Vcpu vcpu, VcpuSvm svm)
     {
-        int vector = (int)((long)svm.Vmcb.ExitCode - 0x40);
+        int vector = (int)((long)svm.Current.ExitCode - 0x40);
         bool hasError = SvmExitInfo.ExceptionHasErrorCode(vector);
         if (vector == Vector.PF)
-            vcpu.Cr2 = svm.Vmcb.ExitInfo2;
-        ops.InjectException(vcpu, vector, hasError, (uint)svm.Vmcb.ExitInfo1);
+            vcpu.Cr2 = svm.Current.ExitInfo2;
+        ops.InjectException(vcpu, vector, hasError, (uint)svm.Current.ExitInfo1);
         return 1;
     }
 }

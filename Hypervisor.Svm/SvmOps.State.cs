@@ -9,11 +9,11 @@ public sealed partial class SvmOps
 {
     private static VmcbSegment ToVmcb(int seg) => VmcbSegmentAttrib.FromSegReg(seg);
 
-    public Segment GetSegment(Vcpu vcpu, int seg) => ToSvm(vcpu).Vmcb.GetSegment(ToVmcb(seg));
+    public Segment GetSegment(Vcpu vcpu, int seg) => ToSvm(vcpu).Current.GetSegment(ToVmcb(seg));
 
     public void SetSegment(Vcpu vcpu, int seg, Segment value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.SetSegment(ToVmcb(seg), value);
         if (seg == SegReg.Cs)
             vmcb.Cpl = (byte)((vcpu.Cr0 & Cr0.Pe) == 0 ? 0 : value.Selector & 3);
@@ -22,35 +22,35 @@ public sealed partial class SvmOps
         vmcb.MarkDirty(VmcbClean.Seg);
     }
 
-    public int GetCpl(Vcpu vcpu) => ToSvm(vcpu).Vmcb.Cpl;
+    public int GetCpl(Vcpu vcpu) => ToSvm(vcpu).Current.Cpl;
 
-    public DescriptorTable GetGdt(Vcpu vcpu) => ToSvm(vcpu).Vmcb.Gdtr;
-    public DescriptorTable GetIdt(Vcpu vcpu) => ToSvm(vcpu).Vmcb.Idtr;
+    public DescriptorTable GetGdt(Vcpu vcpu) => ToSvm(vcpu).Current.Gdtr;
+    public DescriptorTable GetIdt(Vcpu vcpu) => ToSvm(vcpu).Current.Idtr;
 
     public void SetGdt(Vcpu vcpu, DescriptorTable value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.Gdtr = value;
         vmcb.MarkDirty(VmcbClean.Dt);
     }
 
     public void SetIdt(Vcpu vcpu, DescriptorTable value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.Idtr = value;
         vmcb.MarkDirty(VmcbClean.Dt);
     }
 
     public void SetCr0(Vcpu vcpu, ulong value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.Cr0 = value;
         vmcb.MarkDirty(VmcbClean.Crx);
     }
 
     public void SetCr4(Vcpu vcpu, ulong value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.Cr4 = value;
         vmcb.MarkDirty(VmcbClean.Crx);
     }
@@ -58,12 +58,12 @@ public sealed partial class SvmOps
     /// <summary>The hardware requires EFER.SVME in the guest's EFER while it runs under SVM.</summary>
     public void SetEfer(Vcpu vcpu, ulong value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.Efer = value | Efer.Svme;
         vmcb.MarkDirty(VmcbClean.Crx);
     }
 
-    private static void FlushTlbAsid(Vcpu vcpu) => ToSvm(vcpu).Vmcb.TlbControl = TlbControl.FlushGuest;
+    private static void FlushTlbAsid(Vcpu vcpu) => ToSvm(vcpu).Current.TlbControl = TlbControl.FlushGuest;
 
     public void FlushTlbAll(Vcpu vcpu) => FlushTlbAsid(vcpu);
     public void FlushTlbCurrent(Vcpu vcpu) => FlushTlbAsid(vcpu);
@@ -73,7 +73,7 @@ public sealed partial class SvmOps
 
     public void InjectException(Vcpu vcpu, int vector, bool hasErrorCode, uint errorCode)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         vmcb.EventInj = hasErrorCode
             ? SvmEventInfo.Create((byte)vector, SvmEventType.Exception, errorCode)
             : SvmEventInfo.Create((byte)vector, SvmEventType.Exception);
@@ -87,7 +87,7 @@ public sealed partial class SvmOps
     /// <summary>MSRs whose guest values the VMCB holds (VMLOAD/VMSAVE state and G_PAT).</summary>
     public bool GetMsr(Vcpu vcpu, uint msr, out ulong value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         switch (msr)
         {
             case MsrIndex.Star: value = vmcb.Star; return true;
@@ -108,7 +108,7 @@ public sealed partial class SvmOps
 
     public bool SetMsr(Vcpu vcpu, uint msr, ulong value)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         switch (msr)
         {
             case MsrIndex.Star: vmcb.Star = value; return true;

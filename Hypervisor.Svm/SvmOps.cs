@@ -4,6 +4,7 @@ using Hypervisor.Core.Machine.Rap;
 using Hypervisor.Core.X86;
 using Hypervisor.Core.X86.Cpuid;
 using Hypervisor.Svm.Hardware;
+using Hypervisor.Svm.Nested;
 
 namespace Hypervisor.Svm;
 
@@ -30,11 +31,21 @@ public sealed partial class SvmOps : IX86Ops
         if (CpuCaps.HardwareHas(model, CpuFeatures.Eraps))
             caps.Set(CpuFeatures.Eraps);
         caps.Clear(CpuFeatures.ApxF);
+        // Nested SVM: guests may set EFER.SVME and execute VMRUN. NRIP save is offered because
+        // nested #VMEXITs write NRIP; nested paging for L2 is not (Nested/NestedSvm.cs).
+        if (Options.Nested)
+        {
+            caps.Set(CpuFeatures.Svm);
+            if (CpuCaps.HardwareHas(model, CpuFeatures.NripSave))
+                caps.Set(CpuFeatures.NripSave);
+        }
     }
 
     public void VcpuCreate(Vcpu vcpu)
     {
-        var svm = new VcpuSvm(vcpu, _nextAsid++);
+        uint asid = _nextAsid++;
+        // L2 gets an ASID of its own: its translations never mix with L1's.
+        var svm = new VcpuSvm(vcpu, asid, Options.Nested ? new NestedSvm(_nextAsid++) : null);
         vcpu.VendorState = svm;
         vcpu.Stats.VendorNames = code => SvmExitCodes.Name((SvmExitCode)code);
         InitVmcb(vcpu, svm);
@@ -85,7 +96,10 @@ public sealed partial class SvmOps : IX86Ops
     /// <summary>RESET/INIT state of the VMCB save area (APM vol. 2 §15.5 with SDM table 10-1 values).</summary>
     public void VcpuReset(Vcpu vcpu, bool initEvent)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var svm = ToSvm(vcpu);
+        if (svm.IsGuestMode)
+            ForceLeaveNested(vcpu, svm);
+        var vmcb = svm.Vmcb;
         var data = new Segment { Limit = 0xFFFF, Attributes = 0x93 };
         vmcb.Cs = new Segment { Selector = 0xF000, Base = 0xFFFF_0000, Limit = 0xFFFF, Attributes = 0x9B };
         vmcb.Ds = vmcb.Es = vmcb.Ss = vmcb.Fs = vmcb.Gs = data;
@@ -129,7 +143,7 @@ public sealed partial class SvmOps : IX86Ops
     public ExitFastpath Run(Vcpu vcpu)
     {
         var svm = ToSvm(vcpu);
-        var vmcb = svm.Vmcb;
+        var vmcb = svm.Current;
         var regs = vcpu.Regs;
         var cpu = vcpu.Cpu;
 
@@ -155,7 +169,7 @@ public sealed partial class SvmOps : IX86Ops
         for (int k = 0; k < depth; k++)
             rap.Call(HostReturnAddresses[k], RapDomain.Host);
 
-        svm.Processor.Vmrun(vmcb, vcpu.RemainingInstructionBudget);
+        svm.Processor.Vmrun(vmcb, vcpu.RemainingInstructionBudget, svm.IsGuestMode ? RapDomain.NestedGuest : RapDomain.Guest);
 
         // Right after #VMEXIT, before any host RET: without ERAPS the RSB may hold guest entries.
         if (!cpu.Model.HasEraps && Options.RsbFillAfterVmExit)
@@ -189,7 +203,7 @@ public sealed partial class SvmOps : IX86Ops
 
     public bool SkipEmulatedInstruction(Vcpu vcpu)
     {
-        var vmcb = ToSvm(vcpu).Vmcb;
+        var vmcb = ToSvm(vcpu).Current;
         if (vmcb.NRip == 0)
         {
             vcpu.Exit = new VcpuExit { Reason = KvmExitReason.InternalError, Suberror = KvmInternalError.Emulation, Message = $"svm: no next RIP for exit {vmcb.ExitCode}: cannot skip the instruction" };

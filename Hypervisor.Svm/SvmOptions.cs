@@ -12,6 +12,10 @@ public sealed record SvmOptions
     /// → svm_vcpu_run → svm_vcpu_enter_exit → __svm_vcpu_run): the returns it executes after #VMEXIT.</summary>
     public int HostCallDepth { get; init; } = 5;
 
+    /// <summary>Nested SVM (kvm-amd's <c>nested</c> parameter): guests get the SVM CPUID bit, may set
+    /// EFER.SVME and run their own guests with VMRUN (without nested paging for them).</summary>
+    public bool Nested { get; init; } = true;
+
     /// <summary>Entries FILL_RETURN_BUFFER writes (RSB_CLEAR_LOOPS).</summary>
     public const int RsbFillEntries = 32;
 }

@@ -79,7 +79,10 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public ExitStatistics Stats { get; } = new();
 
     // State kept in vcpu->arch rather than in the register cache.
-    public ulong Efer { get; internal set; }
+    /// <summary>The guest's EFER as it sees it. Common code validates writes (Emulate.SetEfer); a
+    /// vendor sets it directly only when it switches between L1 and L2 state on a nested VMRUN or
+    /// #VMEXIT, as KVM's nested code loads vcpu->arch.efer from vmcb12 / vmcb01.</summary>
+    public ulong Efer { get; set; }
     public ulong Cr2 { get; set; }
     public ulong Cr8 { get; set; }
     public ulong Xcr0 { get; internal set; } = 1;

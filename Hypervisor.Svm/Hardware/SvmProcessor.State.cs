@@ -48,7 +48,10 @@ public sealed partial class SvmProcessor
             c.Cr0 = vmcb.Cr0;
             c.Cr3 = vmcb.Cr3;
             c.Cr4 = vmcb.Cr4;
-            c.Efer = vmcb.Efer & ~Efer.Svme; // the guest's EFER.SVME is the hypervisor's, not the guest's view
+            // EFER.SVME is set in every VMCB that runs (VMRUN checks it), so the processor has it set
+            // in guest mode: the guest's SVM instructions get past the SVME #UD check to their
+            // intercepts, and the hypervisor decides from the guest's own view of EFER.
+            c.Efer = vmcb.Efer;
             if (c.IsPaePaging)
                 c.LoadPdptesForEntry();
         }

@@ -41,8 +41,10 @@ public sealed partial class SvmProcessor
     public CpuExit LastMachineFailure { get; private set; }
 
     /// <summary>VMRUN: enter the guest the VMCB describes and run until #VMEXIT (or until
-    /// <paramref name="maxInstructions"/> retired, which exits as a physical INTR).</summary>
-    public void Vmrun(Vmcb vmcb, ulong maxInstructions = ulong.MaxValue)
+    /// <paramref name="maxInstructions"/> retired, which exits as a physical INTR). The RAP tags the
+    /// guest's entries with <paramref name="domain"/> (an L2 guest run for a nested hypervisor is
+    /// <see cref="RapDomain.NestedGuest"/>).</summary>
+    public void Vmrun(Vmcb vmcb, ulong maxInstructions = ulong.MaxValue, RapDomain domain = RapDomain.Guest)
     {
         // State that is clean and was loaded from this VMCB last time passed these checks already.
         bool clean = ReferenceEquals(vmcb, _lastVmcb) && (vmcb.CleanBits & (VmcbClean.Crx | VmcbClean.Seg | VmcbClean.Drx)) == (VmcbClean.Crx | VmcbClean.Seg | VmcbClean.Drx);
@@ -59,7 +61,7 @@ public sealed partial class SvmProcessor
         ApplyErapCtl(vmcb);
         LoadGuest(vmcb);
         _cpu.Intercepts = BuildIntercepts(vmcb);
-        _cpu.CurrentRapDomain = RapDomain.Guest;
+        _cpu.CurrentRapDomain = domain;
 
         CpuExit exit;
         var inj = vmcb.EventInj;
@@ -74,6 +76,8 @@ public sealed partial class SvmProcessor
     /// <summary>Observability real hardware lacks: whether the last VMRUN cleared the RAP (CLEAR_RAP)
     /// and how many RAP entries the guest could use (32, or all with ALLOW_LARGER_RAP).</summary>
     public bool LastVmrunClearedRap { get; private set; }
+    /// <summary>The erap_ctl the last VMRUN found in its VMCB (before the hypervisor masks CLEAR_RAP off).</summary>
+    public ErapCtl LastVmrunErapCtl { get; private set; }
     public int LastGuestRapCapacity { get; private set; }
 
     /// <summary>Why the last VMRUN failed its consistency checks (VMEXIT_INVALID), for logs.</summary>
@@ -103,6 +107,7 @@ public sealed partial class SvmProcessor
     private void ApplyErapCtl(Vmcb vmcb)
     {
         var ctl = vmcb.ErapCtl;
+        LastVmrunErapCtl = ctl;
         var rap = _cpu.Rap;
         LastVmrunClearedRap = (ctl & ErapCtl.ClearRap) != 0 && _cpu.Model.HasEraps;
         if (LastVmrunClearedRap)

@@ -77,7 +77,7 @@ public class CommonLayerTests
         Assert.That(g.Svm.Vmcb.Lstar, Is.EqualTo(0xFFFF_FFFF_8100_0000UL));
         Assert.That(v.TrySetMsr(MsrIndex.Lstar, 0x8000_0000_0000_0000), Is.False, "non-canonical");
         Assert.That(v.TrySetMsr(MsrIndex.Pat, 0x0202020202020202), Is.False, "PAT type 2 is reserved");
-        Assert.That(v.TrySetMsr(MsrIndex.Efer, v.Efer | Efer.Svme), Is.False, "the guest's CPUID has no SVM");
+        Assert.That(v.TrySetMsr(MsrIndex.Efer, v.Efer | (1UL << 13)), Is.False, "EFER.LMSLE: no CPUID bit allows it");
         Assert.That(v.TryGetMsr(0xDEAD_BEEF, out _), Is.False);
     }
 
