@@ -99,7 +99,7 @@ public class RunCommandTests
     }
 
     [TestCase("host,+eraps", "zen4", "hv: --cpu +eraps: host CPU model zen4 does not support eraps (CPUID 0x80000021.0:Eax[24]): KVM_GET_SUPPORTED_CPUID does not report it")]
-    [TestCase("host,+svm", "zen5", "hv: --cpu +svm: host CPU model zen5 does not support svm (CPUID 0x80000001.0:Ecx[2]): KVM_GET_SUPPORTED_CPUID does not report it")]
+    [TestCase("host,+npt", "zen5", "hv: --cpu +npt: host CPU model zen5 does not support npt (CPUID 0x8000000a.0:Edx[0]): KVM_GET_SUPPORTED_CPUID does not report it")]
     public void Run_CpuFeatureTheHostLacks_Status2NothingRuns(string cpu, string model, string message)
     {
         var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--cpu", cpu, "--host-cpu", model);

@@ -96,7 +96,7 @@ public class CpuSpecTests
         Assert.That(e!.Message, Is.EqualTo("--cpu +eraps: host CPU model zen4 does not support eraps (CPUID 0x80000021.0:Eax[24]): KVM_GET_SUPPORTED_CPUID does not report it"));
     }
 
-    [TestCase("host,+svm")]       // the hardware has it; this hypervisor does not offer it to guests
+    [TestCase("host,+npt")]       // the hardware has it; nested SVM does not offer nested paging to guests
     [TestCase("host,+apx_f")]     // leaf 7.1 is not in the table at all
     [TestCase("host,+osxsave")]   // dynamic: follows the guest's CR4, never a supported static bit
     public void Apply_PlusFeatureNotSupported_IsRefused(string text) =>
