@@ -231,6 +231,8 @@ public sealed partial class SvmOps : INestedOps
         var n = svm.Nested!;
         var v02 = svm.Current;
         var v12 = n.Vmcb12;
+        if (v02.ExitCode == SvmExitCode.Invalid)
+            n.LastInvalidReason = "vmcb02: " + svm.Processor.InvalidReason;
         SaveRegsToVmcb(vcpu, v02);
         v12.Es = v02.Es;
         v12.Cs = v02.Cs;

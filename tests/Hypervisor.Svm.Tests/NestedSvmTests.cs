@@ -88,6 +88,24 @@ public class NestedSvmTests
     }
 
     [Test]
+    public void L2Ud2_L1InterceptsUd_ReflectedAsException6()
+    {
+        using var g = new SvmGuest();
+        LoadL1(g, Vmcb12Image(v => v.InterceptExceptions = 1u << Vector.UD), runs: 1, a => a.ud2());
+        Assert.That(RunToReport(g), Is.EqualTo((uint)SvmExitCodes.ForException(Vector.UD)));
+        Assert.That(g.Vm.Memory.ReadU64(Vmcb12 + VmcbOffset.Rip), Is.EqualTo(L2Code), "a fault: RIP at the UD2");
+    }
+
+    [Test]
+    public void L2Cr4Write_L1InterceptsCr4_ReflectedWithDecodeAssist()
+    {
+        using var g = new SvmGuest();
+        LoadL1(g, Vmcb12Image(v => v.InterceptCrWrite = 1 << 4), runs: 1, a => { a.mov(rcx, cr4); a.mov(cr4, rcx); });
+        Assert.That(RunToReport(g), Is.EqualTo((uint)SvmExitCode.Cr4Write));
+        Assert.That(g.Vm.Memory.ReadU64(Vmcb12 + VmcbOffset.ExitInfo1), Is.EqualTo((1UL << 63) | 1), "MOV from RCX");
+    }
+
+    [Test]
     public void Vmcb12WithNpEnable_VmexitInvalidWithReason()
     {
         using var g = new SvmGuest();
