@@ -179,7 +179,7 @@ public sealed partial class SvmOps
 
         // The VMCB is undefined after a shutdown intercept; KVM re-initialises it.
         ops.InitVmcb(vcpu, svm);
-        vcpu.Exit = new VcpuExit { Reason = KvmExitReason.Shutdown, Message = "triple fault in the guest" };
+        vcpu.Exit = new VcpuExit { Reason = KvmExitReason.Shutdown, Message = vcpu.Cpu.LastShutdownReason ?? "shutdown in the guest" };
         return 0;
     }
 

@@ -77,7 +77,9 @@ public class SvmOpsTests
     {
         using var g = new SvmGuest();
         g.Load(a => a.ud2()); // no IDT: #UD → #GP → #DF → shutdown
-        Assert.That(g.Run().Reason, Is.EqualTo(KvmExitReason.Shutdown));
+        var exit = g.Run();
+        Assert.That(exit.Reason, Is.EqualTo(KvmExitReason.Shutdown));
+        Assert.That(exit.Message, Does.StartWith("triple fault:").And.Contain("#DF"), "the CPU's reason, as on the bare machine");
     }
 
     [Test]

@@ -127,8 +127,13 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>A triple fault in guest mode becomes an intercept when the vendor asked for it.</summary>
-    internal bool InterceptShutdown()
+    /// <summary>Why the CPU last shut down (or would have, had the SHUTDOWN intercept not caught it),
+    /// e.g. "triple fault: #GP while delivering #DF".</summary>
+    public string? LastShutdownReason { get; private set; }
+
+    internal bool InterceptShutdown(string reason)
     {
+        LastShutdownReason = reason;
         var set = Intercepts;
         if (set == null || !set.Shutdown)
             return false;

@@ -87,7 +87,7 @@ public sealed unsafe partial class X86Cpu
 
     internal void Shutdown(string reason)
     {
-        if (InterceptShutdown())
+        if (InterceptShutdown(reason))
             return;
         _exit = new CpuExit { Reason = CpuExitReason.Shutdown, Message = reason, Address = Rip };
         _exitPending = true;
