@@ -76,9 +76,13 @@ public enum VmcsField : uint
     SecondaryVmExitControls = 0x2044,
     Ia32SpecCtrlMask = 0x204A,
     Ia32SpecCtrlShadow = 0x204C,
+    /// <summary>FRED: event data delivered with an injected event.</summary>
+    InjectedEventData = 0x2052,
 
-    // B.2.2 64-bit read-only data field.
+    // B.2.2 64-bit read-only data fields.
     GuestPhysicalAddress = 0x2400,
+    /// <summary>FRED: event data of the event that was being delivered when the VM exit occurred.</summary>
+    OriginalEventData = 0x2404,
 
     // B.2.3 64-bit guest-state fields.
     VmcsLinkPointer = 0x2800,
@@ -94,12 +98,28 @@ public enum VmcsField : uint
     GuestIa32RtitCtl = 0x2814,
     GuestIa32LbrCtl = 0x2816,
     GuestIa32Pkrs = 0x2818,
+    GuestIa32FredConfig = 0x281A,
+    GuestIa32FredRsp1 = 0x281C,
+    GuestIa32FredRsp2 = 0x281E,
+    GuestIa32FredRsp3 = 0x2820,
+    GuestIa32FredStklvls = 0x2822,
+    GuestIa32FredSsp1 = 0x2824,
+    GuestIa32FredSsp2 = 0x2826,
+    GuestIa32FredSsp3 = 0x2828,
 
     // B.2.4 64-bit host-state fields.
     HostIa32Pat = 0x2C00,
     HostIa32Efer = 0x2C02,
     HostIa32PerfGlobalCtrl = 0x2C04,
     HostIa32Pkrs = 0x2C06,
+    HostIa32FredConfig = 0x2C08,
+    HostIa32FredRsp1 = 0x2C0A,
+    HostIa32FredRsp2 = 0x2C0C,
+    HostIa32FredRsp3 = 0x2C0E,
+    HostIa32FredStklvls = 0x2C10,
+    HostIa32FredSsp1 = 0x2C12,
+    HostIa32FredSsp2 = 0x2C14,
+    HostIa32FredSsp3 = 0x2C16,
 
     // B.3.1 32-bit control fields.
     PinBasedVmExecutionControls = 0x4000,

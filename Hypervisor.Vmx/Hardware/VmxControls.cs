@@ -123,4 +123,14 @@ public enum VmxEntryControls : uint
     LoadCetState = 1u << 20,
     LoadGuestIa32LbrCtl = 1u << 21,
     LoadPkrs = 1u << 22,
+    LoadFred = 1u << 23,
+}
+
+/// <summary>Secondary VM-exit controls, VMCS 2044h (64 bits; active with primary exit control bit 31, SDM §25.7.1).</summary>
+[Flags]
+public enum VmxSecondaryExitControls : ulong
+{
+    None = 0,
+    SaveFred = 1UL << 0,
+    LoadFred = 1UL << 1,
 }

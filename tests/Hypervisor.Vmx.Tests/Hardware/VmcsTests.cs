@@ -66,6 +66,7 @@ public class VmcsTests
     [TestCase(0x8000UL)]        // bit 15 reserved
     [TestCase(0x1_0000_681EUL)] // bits 63:32 of the operand set
     [TestCase(0x2046UL)]        // unassigned 64-bit control
+    [TestCase(0x2402UL)]        // unassigned 64-bit read-only data
     [TestCase(0x4830UL)]        // unassigned 32-bit guest-state
     public void UnsupportedEncoding_FailsWithError12(ulong encoding)
     {
@@ -129,8 +130,8 @@ public class VmcsTests
     }
 
     [Test]
-    public void HighestIndex_IsThatOfIa32SpecCtrlShadow_26h()
-        => Assert.That(Vmcs.HighestIndex, Is.EqualTo(0x26));
+    public void HighestIndex_IsThatOfInjectedEventData_29h()
+        => Assert.That(Vmcs.HighestIndex, Is.EqualTo(0x29));
 
     [Test]
     public void LaunchState_StartsClear_VmlaunchAllowed_VmresumeError5()

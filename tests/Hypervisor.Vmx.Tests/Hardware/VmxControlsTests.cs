@@ -78,7 +78,18 @@ public class VmxControlsTests
     [TestCase(VmxEntryControls.LoadIa32Bndcfgs, 16)]
     [TestCase(VmxEntryControls.LoadIa32RtitCtl, 18)]
     [TestCase(VmxEntryControls.LoadCetState, 20)]
+    [TestCase(VmxEntryControls.LoadFred, 23)]
     public void Entry_Bit(VmxEntryControls c, int bit) => Assert.That((uint)c, Is.EqualTo(1u << bit));
+
+    [Test]
+    public void SecondaryExit_FredBits()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That((ulong)VmxSecondaryExitControls.SaveFred, Is.EqualTo(1UL));
+            Assert.That((ulong)VmxSecondaryExitControls.LoadFred, Is.EqualTo(2UL));
+        });
+    }
 
     [Test]
     public void CapabilityMsr_Indices()
