@@ -1,3 +1,4 @@
+using Hypervisor.Core.Machine.Memory;
 using System.Runtime.CompilerServices;
 
 namespace Hypervisor.Svm.Hardware;

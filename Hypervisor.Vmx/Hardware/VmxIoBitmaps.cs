@@ -1,3 +1,4 @@
+using Hypervisor.Core.Machine.Memory;
 using System.Runtime.CompilerServices;
 
 namespace Hypervisor.Vmx.Hardware;
@@ -13,30 +14,32 @@ namespace Hypervisor.Vmx.Hardware;
 public sealed unsafe class VmxIoBitmaps : IDisposable
 {
     public const int PortsPerBitmap = 0x8000;
+    /// <summary>Each bitmap is one 4 KiB page: one bit per port.</summary>
+    public const int PageSize = 4096;
 
-    private readonly VmxPage _a;
-    private readonly VmxPage _b;
+    private readonly HardwarePage _a;
+    private readonly HardwarePage _b;
 
     /// <summary>Bitmaps owned by this object, every port intercepted.</summary>
     public VmxIoBitmaps()
     {
-        _a = new VmxPage();
-        _b = new VmxPage();
+        _a = new HardwarePage(PageSize);
+        _b = new HardwarePage(PageSize);
         InterceptAll();
     }
 
     /// <summary>Bitmaps over two 4-KiB pages of caller memory, pinned until <see cref="Dispose"/>; contents kept.</summary>
     public VmxIoBitmaps(Memory<byte> bitmapA, Memory<byte> bitmapB)
     {
-        _a = new VmxPage(bitmapA);
-        _b = new VmxPage(bitmapB);
+        _a = new HardwarePage(bitmapA, PageSize);
+        _b = new HardwarePage(bitmapB, PageSize);
     }
 
     /// <summary>Bitmaps over two 4-KiB pages of unmanaged memory the caller keeps alive; contents kept.</summary>
     public VmxIoBitmaps(byte* bitmapA, byte* bitmapB)
     {
-        _a = new VmxPage(bitmapA);
-        _b = new VmxPage(bitmapB);
+        _a = new HardwarePage(bitmapA, PageSize);
+        _b = new HardwarePage(bitmapB, PageSize);
     }
 
     public Span<byte> BitmapA => _a.Span;

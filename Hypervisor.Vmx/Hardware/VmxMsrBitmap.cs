@@ -1,3 +1,4 @@
+using Hypervisor.Core.Machine.Memory;
 using System.Runtime.CompilerServices;
 
 namespace Hypervisor.Vmx.Hardware;
@@ -11,27 +12,27 @@ namespace Hypervisor.Vmx.Hardware;
 /// </summary>
 public sealed unsafe class VmxMsrBitmap : IDisposable
 {
-    public const int Size = VmxPage.Size;
+    public const int Size = 4096;
     public const int ReadLowOffset = 0x000;
     public const int ReadHighOffset = 0x400;
     public const int WriteLowOffset = 0x800;
     public const int WriteHighOffset = 0xC00;
     private const uint RangeLength = 0x2000;
 
-    private readonly VmxPage _page;
+    private readonly HardwarePage _page;
 
     /// <summary>A bitmap owned by this object, every MSR intercepted.</summary>
     public VmxMsrBitmap()
     {
-        _page = new VmxPage();
+        _page = new HardwarePage(Size);
         InterceptAll();
     }
 
     /// <summary>A bitmap over exactly 4 KiB of caller memory, pinned until <see cref="Dispose"/>; contents kept.</summary>
-    public VmxMsrBitmap(Memory<byte> page) => _page = new VmxPage(page);
+    public VmxMsrBitmap(Memory<byte> page) => _page = new HardwarePage(page, Size);
 
     /// <summary>A bitmap over 4 KiB of unmanaged memory the caller keeps alive; contents kept.</summary>
-    public VmxMsrBitmap(byte* page) => _page = new VmxPage(page);
+    public VmxMsrBitmap(byte* page) => _page = new HardwarePage(page, Size);
 
     public Span<byte> Bytes => _page.Span;
 

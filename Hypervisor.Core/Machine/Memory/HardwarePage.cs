@@ -2,15 +2,15 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 
-namespace Hypervisor.Svm.Hardware;
+namespace Hypervisor.Core.Machine.Memory;
 
 /// <summary>
-/// Fixed-size memory that an SVM structure (VMCB, IOPM, MSRPM) lives in, addressed through a
+/// Fixed-size memory that a vendor's hardware structure (VMCB, IOPM, MSRPM, VMX bitmaps) lives in, addressed through a
 /// stable pointer so the per-exit accessors cost a load or a store and nothing else. Three
 /// backings: a pinned array the structure owns, caller memory pinned for the structure's
 /// lifetime, or unmanaged memory the caller keeps alive (a page of a memory slot).
 /// </summary>
-internal sealed unsafe class HardwarePage : IDisposable
+public sealed unsafe class HardwarePage : IDisposable
 {
     private readonly byte[]? _owned;
     private MemoryHandle _pin;
@@ -67,6 +67,16 @@ internal sealed unsafe class HardwarePage : IDisposable
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Write8(int offset, byte value) => _base[offset] = value;
+
+    /// <summary>Bit <paramref name="bit"/> of the page, counting from bit 0 of byte 0 (permission bitmaps).</summary>
+    public bool GetBit(int bit) => ((_base[bit >> 3] >> (bit & 7)) & 1) != 0;
+
+    public void SetBit(int bit, bool value)
+    {
+        byte m = (byte)(1 << (bit & 7));
+        if (value) _base[bit >> 3] |= m;
+        else _base[bit >> 3] &= (byte)~m;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Write16(int offset, ushort value) => BinaryPrimitives.WriteUInt16LittleEndian(new Span<byte>(_base + offset, 2), value);
