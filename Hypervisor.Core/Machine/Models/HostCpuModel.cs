@@ -56,6 +56,24 @@ public sealed class HostCpuModel
 
     public bool Has1GbPages => (Cpuid.Lookup(0x80000001, 0).Edx & (1u << 26)) != 0;
 
+    /// <summary>A copy of this model with one CPUID bit of leaf <paramref name="leaf"/> (subleaf 0)
+    /// forced on or off; <paramref name="register"/> is 'a', 'b', 'c' or 'd'.</summary>
+    public HostCpuModel WithFeature(uint leaf, char register, int bit, bool present)
+    {
+        var table = Cpuid.Clone();
+        var e = table.Lookup(leaf, 0);
+        uint mask = 1u << bit;
+        uint Apply(uint r) => present ? r | mask : r & ~mask;
+        table.Set(e with
+        {
+            Eax = register == 'a' ? Apply(e.Eax) : e.Eax,
+            Ebx = register == 'b' ? Apply(e.Ebx) : e.Ebx,
+            Ecx = register == 'c' ? Apply(e.Ecx) : e.Ecx,
+            Edx = register == 'd' ? Apply(e.Edx) : e.Edx,
+        });
+        return new HostCpuModel(Name + "-edited", Description, Vendor, table, MaxPhysAddrBits, RapEntries, ResetEdx);
+    }
+
     public bool HasFeature(uint function, uint index, char register, int bit)
     {
         var e = Cpuid.Lookup(function, index);

@@ -26,22 +26,8 @@ public sealed class ModelMachine : IDisposable
     public X86Cpu Cpu => _machine.Cpu;
 
     /// <summary>The default model with one CPUID feature bit forced on or off.</summary>
-    public static HostCpuModel DefaultWith(uint leaf, char register, int bit, bool present)
-    {
-        var d = HostCpuModel.Default;
-        var table = d.Cpuid.Clone();
-        var e = table.Lookup(leaf, 0);
-        uint m = 1u << bit;
-        uint Apply(uint r) => present ? r | m : r & ~m;
-        table.Set(e with
-        {
-            Eax = register == 'a' ? Apply(e.Eax) : e.Eax,
-            Ebx = register == 'b' ? Apply(e.Ebx) : e.Ebx,
-            Ecx = register == 'c' ? Apply(e.Ecx) : e.Ecx,
-            Edx = register == 'd' ? Apply(e.Edx) : e.Edx,
-        });
-        return new HostCpuModel(d.Name + "-test", d.Description, d.Vendor, table, d.MaxPhysAddrBits, d.RapEntries, d.ResetEdx);
-    }
+    public static HostCpuModel DefaultWith(uint leaf, char register, int bit, bool present) =>
+        HostCpuModel.Default.WithFeature(leaf, register, bit, present);
 
     /// <summary>Assembles at <see cref="GuestMachine.CodeBase"/>, appends HLT, runs until an exit.</summary>
     public CpuExit Run(Action<Assembler> build)
