@@ -127,8 +127,8 @@ public sealed partial class SvmOps : IX86Ops
         if (reg == VcpuReg.Pdptr)
         {
             Span<ulong> pdptrs = stackalloc ulong[4];
-            for (int i = 0; i < 4; i++)
-                pdptrs[i] = vcpu.Vm.IsGuestRam((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) ? vcpu.Vm.Memory.ReadU64((vcpu.Cr3 & 0xFFFF_FFE0) + (ulong)i * 8) : 0;
+            if (!ControlRegisters.ReadPdptrs(vcpu, vcpu.Cr3, pdptrs))
+                pdptrs.Clear(); // not in guest RAM: the walker finds them not present
             vcpu.Regs.FillPdptrs(pdptrs);
             return;
         }

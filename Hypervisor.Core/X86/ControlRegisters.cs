@@ -62,17 +62,27 @@ public static class ControlRegisters
     public static bool LoadPdptrs(Vcpu v, ulong cr3)
     {
         Span<ulong> pdptrs = stackalloc ulong[4];
-        ulong baseAddr = cr3 & 0xFFFF_FFE0;
+        if (!ReadPdptrs(v, cr3, pdptrs))
+            return false;
         ulong reserved = ~((1UL << GuestMaxPhysAddr(v)) - 1) | 0x1E6;
+        foreach (ulong e in pdptrs)
+            if ((e & 1) != 0 && (e & reserved) != 0)
+                return false;
+        v.Regs.WritePdptrs(pdptrs);
+        return true;
+    }
+
+    /// <summary>The four PDPTEs at CR3[31:5] as guest memory holds them; false when they are not in guest RAM.</summary>
+    public static bool ReadPdptrs(Vcpu v, ulong cr3, Span<ulong> pdptrs)
+    {
+        ulong baseAddr = cr3 & 0xFFFF_FFE0;
         for (int i = 0; i < 4; i++)
         {
-            if (!v.Vm.IsGuestRam(baseAddr + (ulong)i * 8))
+            ulong gpa = baseAddr + (ulong)i * 8;
+            if (!v.Vm.IsGuestRam(gpa))
                 return false;
-            pdptrs[i] = v.Vm.Memory.ReadU64(baseAddr + (ulong)i * 8);
-            if ((pdptrs[i] & 1) != 0 && (pdptrs[i] & reserved) != 0)
-                return false;
+            pdptrs[i] = v.Vm.Memory.ReadU64(gpa);
         }
-        v.Regs.WritePdptrs(pdptrs);
         return true;
     }
 
