@@ -92,7 +92,9 @@ public sealed class CapsCommand : Command
                     j.WriteString("vendor", m.Vendor);
                     j.WriteNumber("rapEntries", m.RapEntries);
                     j.WriteBoolean("eraps", m.HasEraps);
-                    j.WriteBoolean("default", ReferenceEquals(m, HostCpuModel.Default));
+                    j.WriteBoolean("apx", m.HasApx);
+                    if (DefaultFor(m) is { } vendor)
+                        j.WriteString("defaultFor", vendor);
                     j.WriteEndObject();
                 }
                 j.WriteEndArray();
@@ -102,7 +104,11 @@ public sealed class CapsCommand : Command
         }
         int width = HostCpuModel.All.Max(m => m.Name.Length);
         foreach (var m in HostCpuModel.All)
-            w.WriteLine($"{m.Name.PadRight(width)}  {m.Description}{(ReferenceEquals(m, HostCpuModel.Default) ? " (default)" : "")}");
+            w.WriteLine($"{m.Name.PadRight(width)}  {m.Description}{(DefaultFor(m) is { } v ? $" (default for {v})" : "")}");
         return 0;
     }
+
+    /// <summary>The vendor whose default host CPU <paramref name="m"/> is, if any.</summary>
+    internal static string? DefaultFor(HostCpuModel m) =>
+        ReferenceEquals(m, HostCpuModel.Default) ? "svm" : ReferenceEquals(m, HostCpuModel.DefaultIntel) ? "vmx" : null;
 }

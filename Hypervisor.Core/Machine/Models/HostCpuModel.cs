@@ -116,15 +116,60 @@ public sealed class HostCpuModel
     /// RAP has the legacy 32 entries and is not tagged, so the host must fill its RSB after #VMEXIT.</summary>
     public static HostCpuModel Zen4 { get; } = CreateAmd("zen4", "AMD Zen 4-class processor without ERAPS (32-entry RAP)", 0x00A60F12, eraps: false, rapEntries: 32);
 
+    /// <summary>An Intel Diamond Rapids-class processor: VMX with EPT, VPID and unrestricted guest,
+    /// XSAVE, and APX (CPUID.(7,1):EDX[21], XCR0 bit 19: R16..R31); a 16-entry RSB, not tagged.</summary>
+    public static HostCpuModel DiamondRapids { get; } = CreateIntel("diamond-rapids", "Intel Diamond Rapids-class processor with APX (R16-R31)", 0x000D06F0, apx: true);
+
+    /// <summary>An Intel Granite Rapids-class processor: the same VMX features and XSAVE, without APX.</summary>
+    public static HostCpuModel GraniteRapids { get; } = CreateIntel("granite-rapids", "Intel Granite Rapids-class processor without APX", 0x000A06D1, apx: false);
+
     public static HostCpuModel Default => Zen5;
 
-    public static IReadOnlyList<HostCpuModel> All { get; } = new[] { Zen5, Zen4 };
+    /// <summary>The default model for a vendor: zen5 for SVM, diamond-rapids for VMX.</summary>
+    public static HostCpuModel DefaultIntel => DiamondRapids;
+
+    public static IReadOnlyList<HostCpuModel> All { get; } = new[] { Zen5, Zen4, DiamondRapids, GraniteRapids };
+
+    public bool IsIntel => Vendor == "GenuineIntel";
+
+    /// <summary>CPUID.(EAX=07H,ECX=1):EDX[21] APX_F: the REX2 prefix and R16..R31 (XCR0 bit 19).</summary>
+    public bool HasApx => HasFeature(7, 1, 'd', 21);
 
     public static HostCpuModel? Find(string name) =>
         All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
 
     // SVM feature leaf 0x8000000A EDX: NP (0), NRIPS (3), VMCB clean bits (5), flush by ASID (6), decode assists (7).
     internal const uint SvmLeafEdx = (1u << 0) | (1u << 3) | (1u << 5) | (1u << 6) | (1u << 7);
+
+    /// <summary>Intel's return stack buffer: 16 entries since Skylake, untagged.</summary>
+    private const int IntelRsbEntries = 16;
+
+    /// <summary>XSAVE component 19 (APX extended GPRs): 16 registers × 8 bytes at the standard-format
+    /// offset 960, where the MPX components used to live (which is why MPX and APX exclude each other).</summary>
+    internal const uint ApxXsaveOffset = 960, ApxXsaveSize = 128;
+
+    private static HostCpuModel CreateIntel(string name, string description, uint signature, bool apx)
+    {
+        var t = new CpuidTable();
+        SetVendor(t, 0xD, "GenuineIntel");
+        // Leaf 1 ECX: VMX (5) and XSAVE (26) on top of the common set; OSXSAVE (27) is dynamic.
+        t.Set(1, 0, signature, (8u << 8) | (1u << 16), Leaf1Ecx | (1u << 5) | (1u << 26), Leaf1Edx);
+        t.Set(7, 0, 1 /*max subleaf*/, Leaf7Ebx, Leaf7Ecx, 0, indexed: true);
+        t.Set(7, 1, 0, 0, 0, apx ? 1u << 21 : 0, indexed: true);
+        // XSAVE: x87 always; APX adds component 19 (SDM vol. 1 §13.2: EAX = supported XCR0 low bits,
+        // ECX = the largest area for all supported components).
+        ulong xcr0 = 1 | (apx ? 1UL << 19 : 0);
+        uint max = apx ? ApxXsaveOffset + ApxXsaveSize : 576;
+        t.Set(0xD, 0, (uint)xcr0, 576, max, (uint)(xcr0 >> 32), indexed: true);
+        t.Set(0xD, 1, 0, 0, 0, 0, indexed: true);
+        if (apx)
+            t.Set(0xD, 19, ApxXsaveSize, ApxXsaveOffset, 0, 0, indexed: true);
+        t.Set(0x80000000, 0, 0x80000008, 0, 0, 0);
+        t.Set(0x80000001, 0, 0, 0, Ext1Ecx, Ext1Edx);
+        SetBrand(t, $"hv virtual {description}");
+        t.Set(0x80000008, 0, 46u | (48u << 8), 0, 0, 0);
+        return new HostCpuModel(name, description, "GenuineIntel", t, 46, IntelRsbEntries, signature);
+    }
 
     private static HostCpuModel CreateAmd(string name, string description, uint signature, bool eraps, int rapEntries)
     {

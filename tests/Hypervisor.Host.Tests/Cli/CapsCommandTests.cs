@@ -63,8 +63,9 @@ public class CapsCommandTests
     {
         var o = InProcessHv.Invoke("caps", "--list-models");
         Assert.That(o.Status, Is.EqualTo(0), o.Error);
+        int width = HostCpuModel.All.Max(m => m.Name.Length);
         Assert.That(Lines(o.Out), Is.EqualTo(HostCpuModel.All.Select(m =>
-            $"{m.Name}  {m.Description}{(m == HostCpuModel.Default ? " (default)" : "")}").ToArray()));
+            $"{m.Name.PadRight(width)}  {m.Description}{(m == HostCpuModel.Default ? " (default for svm)" : m == HostCpuModel.DefaultIntel ? " (default for vmx)" : "")}").ToArray()));
     }
 
     [Test]
@@ -74,7 +75,7 @@ public class CapsCommandTests
         using var doc = JsonDocument.Parse(o.Out);
         var names = doc.RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToArray();
         Assert.That(names, Is.EqualTo(HostCpuModel.All.Select(m => m.Name).ToArray()));
-        Assert.That(doc.RootElement.EnumerateArray().Select(e => e.GetProperty("eraps").GetBoolean()), Is.EqualTo(new[] { true, false }));
+        Assert.That(doc.RootElement.EnumerateArray().Select(e => e.GetProperty("eraps").GetBoolean()), Is.EqualTo(HostCpuModel.All.Select(m => m.HasEraps)));
     }
 
     [Test]
