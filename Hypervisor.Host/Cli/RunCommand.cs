@@ -129,15 +129,10 @@ public sealed class RunCommand : Command
         ulong memory = parse.GetValue(Memory).Bytes;
         ulong limit = parse.GetValue(MaxInstructions) ?? ulong.MaxValue;
         var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
-        if (vendor == VendorKind.Vmx)
-        {
-            _console.Error.WriteLine($"hv: --vendor vmx: {VendorKinds.VmxNotImplemented}");
-            return ExitCodes.UsageOrImageError;
-        }
         var options = new MachineOptions
         {
             Vendor = vendor,
-            HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu)!),
+            HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
             Cpu = parse.GetValue(Cpu),
             InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
         };
