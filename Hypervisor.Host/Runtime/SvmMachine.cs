@@ -65,10 +65,10 @@ public sealed class SvmMachine : VirtualMachine
     /// intercepts and emulates (CPUID, port I/O, HLT ...) do not retire in the guest.</summary>
     public override ulong InstructionsRetired => Vcpu.Cpu.InstructionsRetired;
 
-    public override void Load(MultibootKernel kernel)
+    public override void Load(BootImage image)
     {
-        kernel.WriteInto(Vm.Memory);
-        kernel.EntryState.Apply(Vcpu);
+        image.WriteInto(Vm.Memory);
+        image.SetEntryState(Vcpu);
     }
 
     private protected override RunResult RunLoop(ulong start, ulong maxInstructions)
