@@ -68,10 +68,10 @@ public abstract class KvmMachine : VirtualMachine
     /// intercepts and emulates (CPUID, port I/O, HLT ...) do not retire in the guest.</summary>
     public override ulong InstructionsRetired => Vcpu.Cpu.InstructionsRetired;
 
-    public override void Load(MultibootKernel kernel)
+    public override void Load(BootImage image)
     {
-        kernel.WriteInto(Vm.Memory);
-        kernel.EntryState.Apply(Vcpu);
+        image.WriteInto(Vm.Memory);
+        image.SetEntryState(Vcpu);
     }
 
     /// <summary>The processor's own report of the last machine failure (what KVM_EXIT_INTERNAL_ERROR

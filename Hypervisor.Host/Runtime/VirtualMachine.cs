@@ -60,8 +60,8 @@ public abstract partial class VirtualMachine : IDisposable
     /// <summary>Guest instructions the processor has retired so far.</summary>
     public abstract ulong InstructionsRetired { get; }
 
-    /// <summary>Writes <paramref name="kernel"/> into guest memory and sets the processor's entry state.</summary>
-    public abstract void Load(MultibootKernel kernel);
+    /// <summary>Writes <paramref name="image"/> into guest memory and sets the processor's entry state.</summary>
+    public abstract void Load(BootImage image);
 
     /// <summary>Runs until the guest stops, something fails, or <paramref name="maxInstructions"/> more have retired.</summary>
     public RunResult Run(ulong maxInstructions = ulong.MaxValue)
