@@ -8,9 +8,6 @@ namespace Hypervisor.Vmx;
 /// VMLAUNCH/VMRESUME, and the APX extended GPRs switched as KVM-FACTS §5 says.</summary>
 public sealed partial class VmxOps
 {
-    /// <summary>XCR0 bit 19: the APX extended-GPR state component.</summary>
-    public const ulong XfeatureApx = 1UL << 19;
-
     public ExitFastpath Run(Vcpu vcpu)
     {
         var vmx = ToVmx(vcpu);
@@ -58,26 +55,26 @@ public sealed partial class VmxOps
     /// <summary>Guest R16..R31 are switched only when the host has APX and the guest enabled the
     /// state component (XCR0[19]); otherwise the cached values stay as they are, so clearing and
     /// setting XCR0[19] again brings them back (KVM-FACTS §5).</summary>
-    public static bool SwitchesEgprs(Vcpu vcpu) => vcpu.Cpu.Model.HasApx && (vcpu.Xcr0 & XfeatureApx) != 0;
+    public static bool SwitchesEgprs(Vcpu vcpu) => vcpu.Cpu.Model.HasApx && (vcpu.Xcr0 & Xcr0Bits.Apx) != 0;
 
     private static void LoadGuestEgprs(Vcpu vcpu)
     {
-        var cpu = vcpu.Cpu;
+        Span<ulong> egprs = stackalloc ulong[Gpr.ExtendedCount];
         var regs = vcpu.Regs;
-        for (int k = 0; k < 16; k++)
-            cpu.SetGpr(16 + k, regs.Read(VcpuReg.R16 + k));
+        for (int k = 0; k < Gpr.ExtendedCount; k++)
+            egprs[k] = regs.Read(VcpuReg.R16 + k);
+        vcpu.Cpu.LoadExtendedGprs(egprs);
     }
 
     /// <summary>After the exit the guest's values go to the cache and the processor's are zeroed, so
     /// nothing of the guest's is left for the host.</summary>
     private static void SaveGuestEgprs(Vcpu vcpu)
     {
-        var cpu = vcpu.Cpu;
+        Span<ulong> egprs = stackalloc ulong[Gpr.ExtendedCount];
+        vcpu.Cpu.SaveExtendedGprs(egprs);
+        vcpu.Cpu.ClearExtendedGprs();
         var regs = vcpu.Regs;
-        for (int k = 0; k < 16; k++)
-        {
-            regs.Fill(VcpuReg.R16 + k, cpu.GetGpr(16 + k));
-            cpu.SetGpr(16 + k, 0);
-        }
+        for (int k = 0; k < Gpr.ExtendedCount; k++)
+            regs.Fill(VcpuReg.R16 + k, egprs[k]);
     }
 }
