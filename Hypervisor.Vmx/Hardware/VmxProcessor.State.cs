@@ -32,6 +32,8 @@ public sealed partial class VmxProcessor
     /// <summary>Loads the guest-state area into the processor (SDM vol. 3 §27.3.2), the second-stage
     /// translation, and applies the VPID rule: without VPID (or with a VPID other than the last one,
     /// since this TLB is not tagged) entry invalidates the guest's translations.</summary>
+    private bool _firstEntry = true;
+
     private void LoadGuest(Vmcs vmcs)
     {
         var c = _cpu;
@@ -43,20 +45,38 @@ public sealed partial class VmxProcessor
             c.Tlb.FlushAll();
         _lastVpid = vpid;
 
-        c.Cr0 = vmcs[VmcsField.GuestCr0];
-        c.Cr3 = vmcs[VmcsField.GuestCr3];
-        c.Cr4 = vmcs[VmcsField.GuestCr4];
+        // The whole guest-state area is loaded, as the hardware loads it; but the mode, the segment
+        // fast paths and the fast TLB are recomputed only when an input changed since the last exit
+        // stored it, so an entry that changes nothing but RIP/RSP/RFLAGS stays cheap (what SVM's
+        // clean bits give its VMRUN).
+        bool modeDirty = false;
+        ulong cr0 = vmcs[VmcsField.GuestCr0], cr3 = vmcs[VmcsField.GuestCr3], cr4 = vmcs[VmcsField.GuestCr4];
         var entry = (VmxEntryControls)vmcs[VmcsField.VmEntryControls];
-        if ((entry & VmxEntryControls.LoadIa32Efer) != 0)
-            c.Efer = vmcs[VmcsField.GuestIa32Efer];
-        else // SDM §27.3.2.1: LMA and LME from the IA-32e mode guest control
-            c.Efer = (entry & VmxEntryControls.Ia32eModeGuest) != 0 ? c.Efer | Efer.Lma | Efer.Lme : c.Efer & ~(Efer.Lma | Efer.Lme);
+        ulong efer = (entry & VmxEntryControls.LoadIa32Efer) != 0 ? vmcs[VmcsField.GuestIa32Efer]
+            // SDM §27.3.2.1: without "load IA32_EFER", LMA and LME follow the IA-32e mode guest control
+            : (entry & VmxEntryControls.Ia32eModeGuest) != 0 ? c.Efer | Efer.Lma | Efer.Lme : c.Efer & ~(Efer.Lma | Efer.Lme);
+        if (cr0 != c.Cr0 || cr3 != c.Cr3 || cr4 != c.Cr4 || efer != c.Efer)
+        {
+            c.Cr0 = cr0;
+            c.Cr3 = cr3;
+            c.Cr4 = cr4;
+            c.Efer = efer;
+            modeDirty = true;
+        }
         bool ept = (secondary & VmxSecondaryProcessorControls.EnableEpt) != 0;
         c.NestedPaging = ept ? new NestedPaging(vmcs[VmcsField.EptPointer] & ~0xFFFUL, NoExecute: true, Ept: true) : null;
-        if (c.IsPaePaging)
+        if (modeDirty && c.IsPaePaging)
             c.LoadPdptesForEntry();
         for (int seg = 0; seg < SegReg.Count; seg++)
-            c.SetSegmentRaw(seg, ReadSegment(vmcs, seg));
+        {
+            var s = ReadSegment(vmcs, seg);
+            var old = c.GetSegment(seg);
+            if (s.Selector != old.Selector || s.Base != old.Base || s.Limit != old.Limit || s.Attributes != old.Attributes)
+            {
+                c.SetSegmentRaw(seg, s);
+                modeDirty = true;
+            }
+        }
         c.Gdtr = new DescriptorTable { Base = vmcs[VmcsField.GuestGdtrBase], Limit = (ushort)vmcs[VmcsField.GuestGdtrLimit] };
         c.Idtr = new DescriptorTable { Base = vmcs[VmcsField.GuestIdtrBase], Limit = (ushort)vmcs[VmcsField.GuestIdtrLimit] };
         c.Dr[7] = vmcs[VmcsField.GuestDr7];
@@ -67,7 +87,9 @@ public sealed partial class VmxProcessor
         m.SysenterCs = vmcs[VmcsField.GuestIa32SysenterCs];
         m.SysenterEsp = vmcs[VmcsField.GuestIa32SysenterEsp];
         m.SysenterEip = vmcs[VmcsField.GuestIa32SysenterEip];
-        c.StateLoaded();
+        if (modeDirty || _firstEntry)
+            c.StateLoaded();
+        _firstEntry = false;
         // VMX takes the CPL from SS.DPL (SDM §27.3.2.2).
         int cpl = (c.Cr0 & Cr0.Pe) == 0 ? 0 : c.GetSegment(SegReg.Ss).Dpl;
         if (c.Cpl != cpl)
