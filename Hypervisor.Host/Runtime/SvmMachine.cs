@@ -85,7 +85,7 @@ public sealed class SvmMachine : VirtualMachine
             {
                 case KvmExitReason.Intr:
                     // The budget ran out (the host's timer, in KVM terms a signal): housekeeping, then on.
-                    Com1.Flush();
+                    Housekeeping();
                     continue;
                 case KvmExitReason.Io:
                     if (!exit.IoIn)
