@@ -16,6 +16,7 @@ public static class HvCommandLine
         root.Subcommands.Add(new RunCommand(console, logging));
         root.Subcommands.Add(new BenchCommand(console, logging));
         root.Subcommands.Add(new CapsCommand(console));
+        root.Subcommands.Add(new ServeCommand(console));
         return root;
     }
 

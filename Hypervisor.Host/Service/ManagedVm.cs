@@ -243,9 +243,9 @@ public sealed partial class ManagedVm : IDisposable
                 lock (_gate)
                     Finish(result, failed ? VmState.Failed : VmState.Stopped);
                 if (failed)
-                    LogFailed(Id, result.End, result.Message ?? "", Instructions);
+                    LogFailed(Id, VmEndStatus.Of(result).Reason, result.Message ?? "", Instructions);
                 else
-                    LogExit(Id, result.End, ExitCodes.For(result), Instructions);
+                    LogExit(Id, VmEndStatus.Of(result).Reason, ExitCodes.For(result), Instructions);
                 return;
             }
         }
@@ -307,10 +307,10 @@ public sealed partial class ManagedVm : IDisposable
     private partial void LogStoppedByHost(string vmId, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "VM {VmId} exit {Reason} (status {Status}) after {Instructions} instructions")]
-    private partial void LogExit(string vmId, RunEnd reason, int status, ulong instructions);
+    private partial void LogExit(string vmId, string reason, int status, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} exit {Reason}: {Detail} after {Instructions} instructions")]
-    private partial void LogFailed(string vmId, RunEnd reason, string detail, ulong instructions);
+    private partial void LogFailed(string vmId, string reason, string detail, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} failed with an internal error; the other VMs go on")]
     private partial void LogCrashed(Exception e, string vmId);
