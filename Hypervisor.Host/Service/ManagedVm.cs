@@ -231,8 +231,8 @@ public sealed partial class ManagedVm : IDisposable
                     }
                     if (_request == Request.Stop)
                     {
-                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         LogStoppedByHost(Id, Instructions);
+                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         return;
                     }
                 }
@@ -240,21 +240,22 @@ public sealed partial class ManagedVm : IDisposable
                 if (result.End == RunEnd.InstructionLimit)
                     continue;
                 bool failed = result.End is not (RunEnd.Halted or RunEnd.DebugExit);
-                lock (_gate)
-                    Finish(result, failed ? VmState.Failed : VmState.Stopped);
+                // Logged before the state shows it, so whoever sees the end finds it in the log.
                 if (failed)
                     LogFailed(Id, VmEndStatus.Of(result).Reason, result.Message ?? "", Instructions);
                 else
                     LogExit(Id, VmEndStatus.Of(result).Reason, ExitCodes.For(result), Instructions);
+                lock (_gate)
+                    Finish(result, failed ? VmState.Failed : VmState.Stopped);
                 return;
             }
         }
         catch (Exception e)
         {
             // A bug in the machine must end this VM only, never the service.
+            LogCrashed(e, Id);
             lock (_gate)
                 Finish(new RunResult(RunEnd.InternalError, Message: $"internal error: {e.Message}"), VmState.Failed);
-            LogCrashed(e, Id);
         }
     }
 

@@ -59,7 +59,7 @@ internal static partial class UnixSocketFile
 
     /// <summary>While alive, new files get mode 0600 at most, so the socket is never reachable by
     /// others, not even between bind and chmod.</summary>
-    public static IDisposable OwnerOnlyUmask() => new UmaskScope(0b000_111_111); // umask 0177;
+    public static IDisposable OwnerOnlyUmask() => new UmaskScope(0b001_111_111); // umask 0177: rw for the owner only
 
     public static void RestrictToOwner(string path)
     {

@@ -57,6 +57,24 @@ public class ServiceHostTests
     }
 
     [Test]
+    public void OwnerOnlyUmask_CreatesOwnerOnlyFilesThenRestoresTheUmask()
+    {
+        // The socket gets its mode at bind time from the umask; the chmod after start only confirms it.
+        string dir = NewDirectory();
+        // A socket, not a file: bind asks for mode 0777, so only the umask makes it 0600.
+        string socket = Path.Combine(dir, "s");
+        File.WriteAllText(Path.Combine(dir, "before"), "");
+        using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            using (UnixSocketFile.OwnerOnlyUmask())
+                s.Bind(new UnixDomainSocketEndPoint(socket));
+            Assert.That(File.GetUnixFileMode(socket), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        }
+        File.WriteAllText(Path.Combine(dir, "after"), "");
+        Assert.That(File.GetUnixFileMode(Path.Combine(dir, "after")), Is.EqualTo(File.GetUnixFileMode(Path.Combine(dir, "before"))));
+    }
+
+    [Test]
     public async Task StaleSocket_IsReplaced()
     {
         string dir = NewDirectory();
