@@ -99,6 +99,10 @@ public interface IX86Ops
     {
     }
 
+    /// <summary>The vendor's part of vCPU snapshots; null when the vendor cannot be snapshotted
+    /// (capture and restore then say so).</summary>
+    Snapshots.ISnapshotVendorState? Snapshots => null;
+
     /// <summary>Nested virtualization, when the vendor offers it (a later issue).</summary>
     INestedOps? Nested => null;
 }
