@@ -1,5 +1,6 @@
 using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Memory;
+using Hypervisor.Core.X86;
 
 namespace Hypervisor.Host.Loading;
 
@@ -12,7 +13,7 @@ public enum ImageFormat { AoutKludge, Elf32, Elf64 }
 /// bss and writes the boot page, and <see cref="EntryState"/> is the CPU state the specification
 /// defines (§3.2).
 /// </summary>
-public sealed class MultibootKernel
+public sealed class MultibootKernel : BootImage
 {
     /// <summary>A 32-bit entry with paging off reaches only the first 4 GiB.</summary>
     private const ulong AddressLimit = 1UL << 32;
@@ -139,16 +140,19 @@ public sealed class MultibootKernel
     /// <summary>The CPU state at entry (§3.2): where to start, the information structure, the boot GDT.</summary>
     public MultibootEntryState EntryState => new(Entry, (uint)BootInfoAddress, BootInfoArea + MultibootInfo.GdtOffset);
 
-    /// <summary>Writes the image and the boot page into <paramref name="memory"/> and sets the bare CPU's entry state.</summary>
-    public void LoadInto(PhysicalMemory memory, X86Cpu cpu)
+    public override string Description => Format switch
     {
-        WriteInto(memory);
-        EntryState.Apply(cpu);
-    }
+        ImageFormat.AoutKludge => "multiboot kernel (a.out kludge)",
+        ImageFormat.Elf32 => "multiboot ELF32 kernel",
+        _ => "multiboot ELF64 kernel",
+    };
 
-    /// <summary>Copies the segments, zeroes the bss and writes the boot page; the caller sets the
-    /// entry state (<see cref="EntryState"/>) on whatever runs the kernel.</summary>
-    public void WriteInto(PhysicalMemory memory)
+    public override void SetEntryState(Vcpu vcpu) => EntryState.Apply(vcpu);
+
+    public override void SetEntryState(X86Cpu cpu) => EntryState.Apply(cpu);
+
+    /// <summary>Copies the segments, zeroes the bss and writes the boot page.</summary>
+    public override void WriteInto(PhysicalMemory memory)
     {
         Span<byte> zeros = stackalloc byte[4096];
         foreach (var s in Segments)

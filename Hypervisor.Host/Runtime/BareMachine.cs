@@ -39,7 +39,11 @@ public sealed class BareMachine : VirtualMachine
     public X86Cpu Cpu { get; }
     public override ulong InstructionsRetired => Cpu.InstructionsRetired;
 
-    public override void Load(MultibootKernel kernel) => kernel.LoadInto(_memory, Cpu);
+    public override void Load(BootImage image)
+    {
+        image.WriteInto(_memory);
+        image.SetEntryState(Cpu);
+    }
 
     private protected override RunResult RunLoop(ulong start, ulong maxInstructions)
     {

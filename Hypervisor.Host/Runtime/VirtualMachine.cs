@@ -11,7 +11,7 @@ namespace Hypervisor.Host.Runtime;
 /// One guest: RAM at guest physical 0, one processor, and the userspace devices on the I/O bus
 /// (COM1 and isa-debug-exit). <see cref="Run"/> is the VMM's run loop (the KVM_RUN loop of a
 /// userspace VMM): run the guest, service the exit it returns, run again. Two kinds exist:
-/// <see cref="SvmMachine"/>, a VM under the SVM vendor module (what <c>hv run</c> uses), and
+/// <see cref="KvmMachine"/>, a VM under a vendor module (<see cref="SvmMachine"/>, what <c>hv run</c> uses by default), and
 /// <see cref="BareMachine"/>, the software CPU without a hypervisor. Both service exits the same
 /// way, so a guest sees the same devices on either.
 /// </summary>
@@ -59,8 +59,8 @@ public abstract partial class VirtualMachine : IDisposable
     /// <summary>Guest instructions the processor has retired so far.</summary>
     public abstract ulong InstructionsRetired { get; }
 
-    /// <summary>Writes <paramref name="kernel"/> into guest memory and sets the processor's entry state.</summary>
-    public abstract void Load(MultibootKernel kernel);
+    /// <summary>Writes <paramref name="image"/> into guest memory and sets the processor's entry state.</summary>
+    public abstract void Load(BootImage image);
 
     /// <summary>Runs until the guest stops, something fails, or <paramref name="maxInstructions"/> more have retired.</summary>
     public RunResult Run(ulong maxInstructions = ulong.MaxValue)

@@ -20,7 +20,7 @@ public sealed unsafe partial class X86Cpu : IDisposable
     public ulong Rip;
     internal readonly Segment[] Segs = new Segment[SegReg.Count];
     public DescriptorTable Gdtr, Idtr;
-    public ulong Cr0, Cr2, Cr3, Cr4, Cr8, Efer, Xcr0 = 1;
+    public ulong Cr0, Cr2, Cr3, Cr4, Cr8, Efer;
     public readonly ulong[] Dr = new ulong[8];
 
     /// <summary>Current privilege level (CS.RPL outside real mode).</summary>
