@@ -155,6 +155,23 @@ public class ApxCommonLayerTests
     }
 
     [Test]
+    public void XsaveState_GuestXcr0OnTheProcessorOnlyBetweenEntryAndExit()
+    {
+        using var g = new Guest(HostCpuModel.DiamondRapids, offerApx: true);
+        var v = g.Vcpu;
+        v.SetXcr0(Xcr0Bits.X87 | Xcr0Bits.Apx);
+        v.LoadGuestXsaveState();
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "CR4.OSXSAVE clear: the host's XCR0 stays");
+        v.LoadHostXsaveState();
+        v.Regs.Write(VcpuReg.Cr4, v.Cr4 | Cr4.Osxsave);
+        v.LoadGuestXsaveState();
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87 | Xcr0Bits.Apx), "guest XCR0 while the guest runs");
+        Assert.That(v.Cpu.IsApxEnabled, Is.True);
+        v.LoadHostXsaveState();
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "host XCR0 after exit");
+    }
+
+    [Test]
     public void KvmRegs_GuestWithoutApx_NoEgprsAndSettingThemRefused()
     {
         using var g = new Guest(HostCpuModel.GraniteRapids, offerApx: true);
