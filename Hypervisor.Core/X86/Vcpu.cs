@@ -89,6 +89,20 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public ulong Dr6 { get; set; } = 0xFFFF0FF0;
     public ulong Dr7 { get; set; } = 0x400;
 
+    private ulong _hostXcr0 = 1;
+
+    /// <summary>kvm_load_guest_xsave_state: right before entry the processor gets the guest's XCR0
+    /// (XSETBV always exits, so <see cref="Xcr0"/> is the guest's value); the host's is kept.
+    /// Guest XGETBV and XCR0-gated instructions (REX2 with XCR0[19]) then see the guest's value.</summary>
+    public void LoadGuestXsaveState()
+    {
+        _hostXcr0 = Cpu.Xcr0;
+        Cpu.Xcr0 = Xcr0;
+    }
+
+    /// <summary>kvm_load_host_xsave_state: right after the exit the host's XCR0 is back.</summary>
+    public void LoadHostXsaveState() => Cpu.Xcr0 = _hostXcr0;
+
     private VcpuRequest _requests;
     public VcpuRequest PendingRequests => _requests;
 
@@ -203,4 +217,35 @@ public sealed class ExitStatistics
     }
 
     public long TotalVendorExits => _byVendor.Sum();
+
+    /// <summary>Non-zero counts by KVM reason number, ascending (snapshots).</summary>
+    public IEnumerable<(int Reason, long Count)> ReasonCounts()
+    {
+        for (int i = 0; i < _byReason.Length; i++)
+            if (_byReason[i] != 0)
+                yield return (i, _byReason[i]);
+    }
+
+    /// <summary>Non-zero counts by vendor exit code, ascending (snapshots).</summary>
+    public IEnumerable<(long Code, long Count)> VendorCounts()
+    {
+        for (int i = 0; i < VendorCodes; i++)
+            if (_byVendor[i] != 0)
+                yield return (i - VendorOffset, _byVendor[i]);
+    }
+
+    /// <summary>Whether a vendor exit code can be counted here.</summary>
+    public static bool IsCountableVendorCode(long code) => (ulong)(code + VendorOffset) < VendorCodes;
+
+    /// <summary>Snapshot restore: the counters become exactly these (everything else zero).</summary>
+    public void Restore(IEnumerable<(int Reason, long Count)> reasons, IEnumerable<(long Code, long Count)> vendor)
+    {
+        Array.Clear(_byReason);
+        Array.Clear(_byVendor);
+        foreach (var (r, n) in reasons)
+            _byReason[r & 63] = n;
+        foreach (var (c, n) in vendor)
+            if (IsCountableVendorCode(c))
+                _byVendor[c + VendorOffset] = n;
+    }
 }
