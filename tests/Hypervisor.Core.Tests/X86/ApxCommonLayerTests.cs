@@ -159,11 +159,9 @@ public class ApxCommonLayerTests
     {
         using var g = new Guest(HostCpuModel.DiamondRapids, offerApx: true);
         var v = g.Vcpu;
-        v.SetXcr0(Xcr0Bits.X87 | Xcr0Bits.Apx);
-        v.LoadGuestXsaveState();
-        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "CR4.OSXSAVE clear: the host's XCR0 stays");
-        v.LoadHostXsaveState();
         v.Regs.Write(VcpuReg.Cr4, v.Cr4 | Cr4.Osxsave);
+        v.SetXcr0(Xcr0Bits.X87 | Xcr0Bits.Apx);
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "KVM_SET_XCRS changes the vCPU, not the processor");
         v.LoadGuestXsaveState();
         Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87 | Xcr0Bits.Apx), "guest XCR0 while the guest runs");
         Assert.That(v.Cpu.IsApxEnabled, Is.True);
