@@ -101,6 +101,23 @@ public class ApxCommonLayerTests
     }
 
     [Test]
+    public void Cpuid0D_Ebx_FollowsGuestXcr0()
+    {
+        using var g = new Guest(HostCpuModel.DiamondRapids, offerApx: true);
+        var v = g.Vcpu;
+        uint Ebx()
+        {
+            v.WriteGpr(Gpr.Rax, 0xD);
+            v.WriteGpr(Gpr.Rcx, 0);
+            Emulate.Cpuid(v);
+            return (uint)v.ReadGpr(Gpr.Rbx);
+        }
+        Assert.That(Ebx(), Is.EqualTo(576u), "x87 only: legacy region and header");
+        Emulate.Xsetbv(v, 0, Xcr0Bits.X87 | Xcr0Bits.Apx);
+        Assert.That(Ebx(), Is.EqualTo(1088u), "component 19 ends at 960 + 128");
+    }
+
+    [Test]
     public void Xsetbv_ApxWithoutApxFInGuestCpuid_Gp()
     {
         // Leaf 0xD still lists bit 19, but the guest's (7,1) has no APX_F: the guest caps decide.
