@@ -99,6 +99,9 @@ public interface IX86Ops
     {
     }
 
+    /// <summary>The entry format of the second-stage tables the vendor's hardware walks (the TDP MMU builds them).</summary>
+    Mmu.TdpFormat TdpFormat => Mmu.TdpFormat.Npt;
+
     /// <summary>Nested virtualization, when the vendor offers it (a later issue).</summary>
     INestedOps? Nested => null;
 }

@@ -8,6 +8,10 @@ public struct KvmRegs
     public ulong Rax, Rbx, Rcx, Rdx, Rsi, Rdi, Rsp, Rbp;
     public ulong R8, R9, R10, R11, R12, R13, R14, R15;
     public ulong Rip, Rflags;
+
+    /// <summary>APX's R16..R31 (16 values) when the guest's CPUID has APX_F, else null. KVM_SET_REGS
+    /// with null leaves them as they are.</summary>
+    public ulong[]? Egprs;
 }
 
 /// <summary>KVM_GET_SREGS / KVM_SET_SREGS (<c>struct kvm_sregs</c>).</summary>
@@ -40,16 +44,38 @@ public sealed partial class Vcpu
         R8 = ReadGpr(8), R9 = ReadGpr(9), R10 = ReadGpr(10), R11 = ReadGpr(11),
         R12 = ReadGpr(12), R13 = ReadGpr(13), R14 = ReadGpr(14), R15 = ReadGpr(15),
         Rip = Rip, Rflags = Rflags,
+        Egprs = HasApx ? GetExtendedGprs() : null,
     };
+
+    /// <summary>The guest may use APX: its CPUID (KVM_SET_CPUID2) has APX_F and the hypervisor supports it.</summary>
+    public bool HasApx => GuestCaps.Has(Hypervisor.Core.X86.Cpuid.CpuFeatures.ApxF);
+
+    private ulong[] GetExtendedGprs()
+    {
+        var values = new ulong[Gpr.ExtendedCount];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = Regs.Read(VcpuReg.R16 + i);
+        return values;
+    }
 
     public void SetRegs(in KvmRegs r)
     {
+        if (r.Egprs != null)
+        {
+            if (!HasApx)
+                throw new KvmException("EINVAL", "KVM_SET_REGS with R16..R31, but the guest's CPUID has no APX_F (CPUID.(7,1):EDX[21])");
+            if (r.Egprs.Length != Gpr.ExtendedCount)
+                throw new KvmException("EINVAL", $"KVM_SET_REGS: R16..R31 are {Gpr.ExtendedCount} values, got {r.Egprs.Length}");
+        }
         WriteGpr(Gpr.Rax, r.Rax); WriteGpr(Gpr.Rbx, r.Rbx); WriteGpr(Gpr.Rcx, r.Rcx); WriteGpr(Gpr.Rdx, r.Rdx);
         WriteGpr(Gpr.Rsi, r.Rsi); WriteGpr(Gpr.Rdi, r.Rdi); WriteGpr(Gpr.Rsp, r.Rsp); WriteGpr(Gpr.Rbp, r.Rbp);
         WriteGpr(8, r.R8); WriteGpr(9, r.R9); WriteGpr(10, r.R10); WriteGpr(11, r.R11);
         WriteGpr(12, r.R12); WriteGpr(13, r.R13); WriteGpr(14, r.R14); WriteGpr(15, r.R15);
         Rip = r.Rip;
         Regs.Write(VcpuReg.Rflags, (r.Rflags & RFlags.Defined) | RFlags.Fixed1);
+        if (r.Egprs != null)
+            for (int i = 0; i < Gpr.ExtendedCount; i++)
+                Regs.Write(VcpuReg.R16 + i, r.Egprs[i]);
     }
 
     public KvmSregs GetSregs() => new()
@@ -212,7 +238,7 @@ public sealed partial class Vcpu
     public void SetXcr0(ulong value)
     {
         if (!Emulation.Emulate.IsValidXcr0(this, value))
-            throw new KvmException("EINVAL", $"XCR0 0x{value:x} is not valid for this vCPU's CPUID (bit 0 set, only enumerated components, AVX with SSE, MPX with neither APX nor half of MPX)");
+            throw new KvmException("EINVAL", $"XCR0 0x{value:x} is not valid for this vCPU's CPUID (bit 0 set, only enumerated components, AVX with SSE, APX only with APX_F, MPX with neither APX nor half of MPX)");
         Xcr0 = value;
     }
 }

@@ -11,7 +11,7 @@ namespace Hypervisor.Host.Runtime;
 /// One guest: RAM at guest physical 0, one processor, and the userspace devices on the I/O bus
 /// (COM1 and isa-debug-exit). <see cref="Run"/> is the VMM's run loop (the KVM_RUN loop of a
 /// userspace VMM): run the guest, service the exit it returns, run again. Two kinds exist:
-/// <see cref="SvmMachine"/>, a VM under the SVM vendor module (what <c>hv run</c> uses), and
+/// <see cref="KvmMachine"/>, a VM under a vendor module (<see cref="SvmMachine"/>, what <c>hv run</c> uses by default), and
 /// <see cref="BareMachine"/>, the software CPU without a hypervisor. Both service exits the same
 /// way, so a guest sees the same devices on either.
 /// </summary>

@@ -5,9 +5,13 @@ public static class Gpr
 {
     public const int Rax = 0, Rcx = 1, Rdx = 2, Rbx = 3, Rsp = 4, Rbp = 5, Rsi = 6, Rdi = 7;
     public const int R8 = 8, R9 = 9, R10 = 10, R11 = 11, R12 = 12, R13 = 13, R14 = 14, R15 = 15;
-    /// <summary>Room for APX's R16..R31 (see the VMX issue).</summary>
+    /// <summary>APX's extended GPRs R16..R31 follow R15 (reachable only through REX2 with XCR0[19] set).</summary>
+    public const int R16 = 16, R31 = 31;
+    /// <summary>All 32 registers, R16..R31 included.</summary>
     public const int Count = 32;
     public const int LegacyCount = 16;
+    /// <summary>How many extended GPRs APX adds (R16..R31).</summary>
+    public const int ExtendedCount = 16;
 }
 
 /// <summary>Segment register numbers in SDM encoding order.</summary>
@@ -51,6 +55,15 @@ public static class Efer
 {
     public const ulong Sce = 1UL << 0, Lme = 1UL << 8, Lma = 1UL << 10, Nxe = 1UL << 11, Svme = 1UL << 12;
     public const ulong Lmsle = 1UL << 13, Ffxsr = 1UL << 14, Tce = 1UL << 15;
+}
+
+/// <summary>XCR0 state-component bits (SDM vol. 1 §13.1).</summary>
+public static class Xcr0Bits
+{
+    public const ulong X87 = 1UL << 0, Sse = 1UL << 1, Avx = 1UL << 2, BndRegs = 1UL << 3, BndCsr = 1UL << 4;
+    public const ulong Mpx = BndRegs | BndCsr;
+    /// <summary>APX extended GPRs R16..R31 (state component 19).</summary>
+    public const ulong Apx = 1UL << 19;
 }
 
 public static class Cr3Bits
