@@ -6,7 +6,9 @@ namespace Hypervisor.Host.Cli;
 /// <summary>
 /// Every exit status <c>hv</c> can return, in one place; <see cref="HelpText"/> is shown by
 /// <c>hv --help</c>. Statuses are part of the stable interface: add, never renumber.
-/// Odd statuses belong to the guest's isa-debug-exit writes, so hv's own are even.
+/// Odd statuses are also what the guest's isa-debug-exit writes give ((v &lt;&lt; 1) | 1): 3 and 5
+/// are the issue's numbering for shutdown and service failure, and stderr says which it was;
+/// guests that report through isa-debug-exit avoid writing 1 and 2.
 /// </summary>
 public static class ExitCodes
 {
@@ -18,6 +20,9 @@ public static class ExitCodes
     public const int Shutdown = 3;
     /// <summary>Unimplemented instruction or internal error.</summary>
     public const int InternalError = 4;
+    /// <summary><c>hv serve</c>: the service could not start or failed (bad configuration, the
+    /// control socket cannot be bound), or a client request failed.</summary>
+    public const int ServiceFailure = 5;
     /// <summary>The --max-instructions budget ran out before the guest stopped.</summary>
     public const int InstructionLimit = 6;
 
@@ -41,6 +46,7 @@ public static class ExitCodes
           2          bad command line, or an image that cannot be read or loaded (nothing ran)
           3          the guest shut down (triple fault); the reason is on stderr
           4          unimplemented instruction or internal error; the report is on stderr
+          5          hv serve: the service could not start or failed (configuration, control socket)
           6          the --max-instructions budget ran out before the guest stopped
         """;
 }
