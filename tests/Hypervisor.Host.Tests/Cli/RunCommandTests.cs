@@ -175,6 +175,13 @@ public class RunCommandTests
         yield return new TestCaseData(RawElf.Build(32, 0x100000, new RawSegment(0x100000, new byte[0x100]), new RawSegment(0x1000F0, new byte[16])),
             "overlap").SetName("Run_OverlappingSegments_Status2");
         yield return new TestCaseData(TestImages.Patch32(good, 28, 0x200000), "entry point 0x200000 is outside the loaded code").SetName("Run_EntryOutsideCode_Status2");
+        // ELF64 without a multiboot header: the 64-bit loader's own errors.
+        byte[] elf64 = RawElf.Build(64, 0x200000, multiboot: false, new RawSegment(0x200000, new byte[16]));
+        yield return new TestCaseData(elf64[..100], "truncated: the program header table [0x40, 0x78) extends past the end of the file (0x64)").SetName("Run_TruncatedElf64_Status2");
+        yield return new TestCaseData(RawElf.Build(64, 0x2000, multiboot: false, new RawSegment(0x2000, new byte[16])),
+            "overlaps [0x1000, 0x9000), where hv puts the 64-bit boot GDT, TSS, page tables and stack").SetName("Run_Elf64OverBootStructures_Status2");
+        yield return new TestCaseData(RawElf.Build(64, 0x210000, multiboot: false, new RawSegment(0x200000, new byte[16])),
+            "entry point 0x210000 is outside the loaded code").SetName("Run_Elf64EntryOutsideCode_Status2");
     }
 
     [TestCaseSource(nameof(BrokenImages))]
