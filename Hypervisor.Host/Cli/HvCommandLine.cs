@@ -18,6 +18,7 @@ public static class HvCommandLine
         root.Subcommands.Add(new RunCommand(console, logging, setLogLevel));
         root.Subcommands.Add(new BenchCommand(console, logging));
         root.Subcommands.Add(new CapsCommand(console));
+        root.Subcommands.Add(new ServeCommand(console));
         return root;
     }
 
