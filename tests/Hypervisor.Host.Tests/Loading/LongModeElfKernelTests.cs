@@ -140,4 +140,13 @@ public class LongModeElfKernelTests
         Assert.That(o.Error, Does.Contain(": an ELF64 kernel without a multiboot header starts in 64-bit mode with no boot information"));
         Assert.That(o.Serial, Is.Empty);
     }
+
+    [Test]
+    public void Run_Elf64WhenTheGuestCpuidLacksLongMode_Status2NothingRuns()
+    {
+        var o = InProcessHv.RunImage(LongModeImages.Elf64(Probe), "--cpu", "host,-lm");
+        Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
+        Assert.That(o.Error, Does.Match(@"^hv: \S+: cannot start the ELF64 kernel \(started in 64-bit mode\): KVM_SET_SREGS refused: .*\n$"));
+        Assert.That(o.Serial, Is.Empty);
+    }
 }
