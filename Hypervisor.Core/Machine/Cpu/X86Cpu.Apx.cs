@@ -25,8 +25,28 @@ public sealed unsafe partial class X86Cpu
             if (apxChanged)
             {
                 FlushTranslations();
+                _decodedUnderApx = IsApxEnabled;
                 _stop = true;
             }
+        }
+    }
+
+    // The XCR0[19] the cached blocks were decoded under. A world switch changes XCR0 without
+    // flushing (a hypervisor loads the guest's XCR0 before every entry and the host's after every
+    // exit); Run flushes only when the code it is about to run would decode differently.
+    private bool _decodedUnderApx;
+
+    /// <summary>XSETBV as a hypervisor's world switch executes it (kvm_load_guest_xsave_state /
+    /// kvm_load_host_xsave_state): XCR0 changes; the translated blocks are dropped only when the
+    /// next run starts under a different XCR0[19] than they were decoded under.</summary>
+    public void SwitchXcr0(ulong value) => _xcr0 = value;
+
+    private void FlushTranslationsIfApxChanged()
+    {
+        if (_decodedUnderApx != IsApxEnabled)
+        {
+            FlushTranslations();
+            _decodedUnderApx = IsApxEnabled;
         }
     }
 

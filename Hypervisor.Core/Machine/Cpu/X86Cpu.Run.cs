@@ -29,6 +29,7 @@ public sealed unsafe partial class X86Cpu
         _runEnd = Math.Min(end, ulong.MaxValue / 2);
         _stopRequested = false;
         _stop = false; // set by state changes made between runs (mode, TLB): nothing to stop yet
+        FlushTranslationsIfApxChanged();
         while (true)
         {
             if (_stopRequested)

@@ -73,6 +73,7 @@ public class RunCommandTests
     }
 
     [TestCase("svm")]
+    [TestCase("vmx")]
     [TestCase("bare")]
     public void Run_Vendor_SameGuestOutputAndStatus(string vendor)
     {
@@ -81,11 +82,11 @@ public class RunCommandTests
     }
 
     [Test]
-    public void Run_Vmx_NotImplementedStatus2()
+    public void Run_VmxOnAnAmdModel_Status2()
     {
-        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "vmx");
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "vmx", "--host-cpu", "zen4");
         Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
-        Assert.That(SingleLine(o.Error), Is.EqualTo("hv: --vendor vmx: the VMX vendor module is not implemented yet (issue 4)"));
+        Assert.That(SingleLine(o.Error), Does.Contain("--vendor vmx on host CPU model zen4: host CPU model zen4 has no VMX"));
         Assert.That(o.Serial, Is.Empty);
     }
 

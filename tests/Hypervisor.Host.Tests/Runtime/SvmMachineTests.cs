@@ -196,9 +196,17 @@ public class SvmMachineTests
     }
 
     [Test]
-    public void Create_Vmx_IsNotImplemented()
+    public void Create_VmxOnAnAmdModel_IsAConfigurationError()
     {
         var e = Assert.Throws<MachineConfigurationException>(() => VirtualMachine.Create(Mem, Stream.Null, new MachineOptions { Vendor = VendorKind.Vmx }));
-        Assert.That(e!.Message, Does.Contain("not implemented yet (issue 4)"));
+        Assert.That(e!.Message, Does.Contain("--vendor vmx on host CPU model zen5: host CPU model zen5 has no VMX"));
+    }
+
+    [Test]
+    public void Create_VmxForVendor_IsAVmxMachineOnTheIntelDefault()
+    {
+        using var vm = VirtualMachine.Create(Mem, Stream.Null, MachineOptions.ForVendor(VendorKind.Vmx));
+        Assert.That(vm, Is.InstanceOf<VmxMachine>());
+        Assert.That(((VmxMachine)vm).Vcpu.Cpu.Model, Is.SameAs(HostCpuModel.DefaultIntel));
     }
 }
