@@ -79,7 +79,7 @@ public sealed class RunCommand : Command
 
     public Option<bool> Stats { get; } = new("--stats")
     {
-        Description = "Print instructions retired, wall time, MIPS and exits by kind to stderr",
+        Description = "Print instructions retired, wall time and MIPS, then a table of exits by reason, to stderr",
     };
 
     public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
