@@ -32,6 +32,15 @@ public class VmSpecTests
     }
 
     [Test]
+    public void HostCpu_DefaultsToTheVendorsOwnModel()
+    {
+        Assert.That(Parse("""{"image": "k"}""").EffectiveHostCpu.Name, Is.EqualTo("zen5"));
+        Assert.That(Parse("""{"image": "k", "vendor": "vmx"}""").EffectiveHostCpu.Name, Is.EqualTo("diamond-rapids"));
+        Assert.That(Parse("""{"image": "k", "hostCpu": "zen4"}""").MachineOptions.HostCpu.Name, Is.EqualTo("zen4"));
+        Assert.That(Errors("""{"image": "k", "hostCpu": "486"}""")["hostCpu"][0], Does.Contain("unknown host CPU model '486'"));
+    }
+
+    [Test]
     public void UnknownField_IsNamed()
     {
         var e = Errors("""{"image": "k", "mem": "1G"}""");
