@@ -24,16 +24,15 @@ public sealed record VmSpec
     /// <summary>Every field a spec has, in the order the API documents them.</summary>
     public static IReadOnlyList<string> Fields { get; } = [ImageField, VendorField, MemoryField, CpuField, AppendField, HostCpuField];
 
-    /// <summary>What the API answers for <c>append</c> until the multiboot command line exists in
-    /// the loader (<c>hv run --append</c>).</summary>
-    public const string AppendNotSupported = "not supported yet: the loader has no multiboot command line (hv run --append) to pass it to";
-
     /// <summary>The image file, as a full path.</summary>
     public required string Image { get; init; }
     public VendorKind Vendor { get; init; } = VendorKind.Svm;
     public ulong Memory { get; init; } = MemorySize.DefaultBytes;
     /// <summary>Guest CPUID edits as <c>--cpu</c> takes them; null is <c>host</c>.</summary>
     public CpuSpec? Cpu { get; init; }
+
+    /// <summary>The rest of the multiboot command line after the image's name (<c>--append</c>), or null.</summary>
+    public string? Append { get; init; }
 
     /// <summary>The emulated hardware (<c>--host-cpu</c>): by default the vendor's own model, an
     /// Intel one for vmx and an AMD one otherwise.</summary>
@@ -134,11 +133,10 @@ public sealed record VmSpec
         if (cpu != null && vendor == VendorKind.Bare)
             errors.Add(CpuField, "configures the hypervisor's guest; vendor bare runs the image on the software CPU itself, with the host model's own CPUID");
 
-        if (values.TryGetValue(AppendField, out string? append) && append != null)
-            errors.Add(AppendField, AppendNotSupported);
+        values.TryGetValue(AppendField, out string? append);
 
         errors.ThrowIfAny();
-        return new VmSpec { Image = image, Vendor = vendor, Memory = memory, Cpu = cpu, HostCpu = hostCpu };
+        return new VmSpec { Image = image, Vendor = vendor, Memory = memory, Cpu = cpu, HostCpu = hostCpu, Append = append };
     }
 
     private static string Describe(JsonValueKind kind) => kind switch

@@ -72,7 +72,7 @@ api() {
   body=$(cat "$tmp/body")
 }
 field() { # field NAME: a string or number field of $body (flat lookup, first match)
-  echo "$body" | grep -o "\"$1\":\(\"[^\"]*\"\|[0-9-]*\)" | head -n 1 | sed 's/^"[^"]*"://; s/^"//; s/"$//'
+  echo "$body" | grep -o "\"$1\": *\(\"[^\"]*\"\|[0-9-]*\)" | head -n 1 | sed 's/^"[^"]*": *//; s/^"//; s/"$//'
 }
 
 api POST /vms "{\"image\": \"$hello\", \"memory\": \"16M\"}"
@@ -99,6 +99,10 @@ check "with the status hv run gives" 1 "$(field status)"
 
 api GET "/vms/$id/serial"
 check "GET serial returns COM1 output" "Hello from hv!" "$body"
+
+api GET "/vms/$id/snapshot"
+check "GET snapshot of a stopped VM (200)" 200 "$code"
+check "is an hv snapshot" hv-snapshot "$(field format)"
 
 api PUT "/vms/$id/actions" '{"action": "pause"}'
 check "pausing a stopped VM is a conflict (409)" 409 "$code"

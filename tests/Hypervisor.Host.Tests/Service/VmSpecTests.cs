@@ -72,9 +72,9 @@ public class VmSpecTests
     }
 
     [Test]
-    public void Append_IsRefusedUntilTheLoaderTakesACommandLine()
+    public void Append_IsKeptForTheCommandLine()
     {
-        var e = Errors("""{"image": "k", "append": "console=ttyS0"}""");
-        Assert.That(e["append"][0], Is.EqualTo(VmSpec.AppendNotSupported));
+        Assert.That(Parse("""{"image": "k", "append": "console=ttyS0 quiet"}""").Append, Is.EqualTo("console=ttyS0 quiet"));
+        Assert.That(Parse("""{"image": "k"}""").Append, Is.Null);
     }
 }
