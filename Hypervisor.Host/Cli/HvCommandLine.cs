@@ -16,6 +16,8 @@ public static class HvCommandLine
         root.Subcommands.Add(new RunCommand(console, logging));
         root.Subcommands.Add(new BenchCommand(console, logging));
         root.Subcommands.Add(new CapsCommand(console));
+        root.Subcommands.Add(new RestoreCommand(console, logging));
+        root.Subcommands.Add(new SnapshotCommand(console));
         return root;
     }
 

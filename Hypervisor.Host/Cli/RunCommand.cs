@@ -58,6 +58,8 @@ public sealed class RunCommand : Command
         HelpName = "cr3,invpcid",
     };
 
+    public SnapshotRunOptions Snapshot { get; } = new();
+
     public RunCommand(HostConsole console, ILoggerFactory logging)
         : base("run", "Load a multiboot kernel and run it; the guest's COM1 goes to stdout")
     {
@@ -71,6 +73,7 @@ public sealed class RunCommand : Command
         Options.Add(HostCpu);
         Options.Add(Cpu);
         Options.Add(Intercept);
+        Snapshot.AddTo(this, withClock: true);
         Intercept.Validators.Add(r =>
         {
             if (!TryParseIntercepts(r.GetValueOrDefault<string?>() ?? "", out _, out string error))
@@ -140,12 +143,13 @@ public sealed class RunCommand : Command
             HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu)!),
             Cpu = parse.GetValue(Cpu),
             InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
+            Clock = Snapshot.ClockOf(parse),
         };
-        return Run(image.FullName, image.ToString(), memory, limit, parse.GetValue(Stats), options);
+        return Run(image.FullName, image.ToString(), memory, limit, parse.GetValue(Stats), options, Snapshot.PlanOf(parse));
     }
 
     /// <summary>The whole command after parsing; the tests call it directly too.</summary>
-    public int Run(string path, string displayName, ulong memorySize, ulong maxInstructions, bool stats, MachineOptions? options = null)
+    public int Run(string path, string displayName, ulong memorySize, ulong maxInstructions, bool stats, MachineOptions? options = null, SnapshotPlan? snapshot = null)
     {
         var err = _console.Error;
         byte[] file;
@@ -200,6 +204,8 @@ public sealed class RunCommand : Command
         using (vm)
         {
             vm.Load(kernel);
+            if (!SnapshotRunOptions.Prepare(vm, snapshot, err))
+                return ExitCodes.UsageOrImageError;
             var result = vm.Run(maxInstructions);
             switch (result.End)
             {
@@ -215,8 +221,9 @@ public sealed class RunCommand : Command
             }
             if (stats)
                 vm.Statistics.WriteTo(err);
+            int? failed = SnapshotRunOptions.Finish(vm, snapshot, err);
             err.Flush();
-            return ExitCodes.For(result);
+            return failed ?? ExitCodes.For(result);
         }
     }
 }
