@@ -61,12 +61,16 @@ public static class Golden
     }
 
     /// <summary>The verified and received paths for the running test (or <paramref name="name"/>
-    /// instead of the method name, for several golden files in one test).</summary>
+    /// instead of the method name, for several golden files in one test). A parameterized case
+    /// appends its arguments: <c>SerialGuestTests.WritesAToCom1_ThenHalts_Svm.verified.json</c>.</summary>
     public static (string Verified, string Received) PathsFor(string? name, string sourceFile)
     {
         var test = TestContext.CurrentContext.Test;
         string className = test.ClassName is { } c ? c[(c.LastIndexOf('.') + 1)..] : "Test";
         string method = name ?? test.MethodName ?? test.Name;
+        // A parameterized test gets one file per case, its arguments appended as Verify does.
+        if (name == null && test.Arguments.Length > 0)
+            method += "_" + string.Join("_", test.Arguments.Select(a => Convert.ToString(a, System.Globalization.CultureInfo.InvariantCulture)));
         string directory = Path.GetDirectoryName(sourceFile) is { Length: > 0 } d && Directory.Exists(d) ? d : TestContext.CurrentContext.TestDirectory;
         string stem = Path.Combine(directory, $"{className}.{method}");
         return (stem + ".verified.json", stem + ".received.json");

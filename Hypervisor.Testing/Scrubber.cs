@@ -46,11 +46,23 @@ public sealed class Scrubber
         {
             case JsonObject o:
                 foreach (var key in o.Select(kv => kv.Key).ToList())
-                    o[key] = Walk(path.Length == 0 ? key : $"{path}.{key}", o[key]);
+                {
+                    string p = path.Length == 0 ? key : $"{path}.{key}";
+                    if (Matches(p))
+                        o[key] = Scrubbed;
+                    else
+                        Walk(p, o[key]);
+                }
                 return o;
             case JsonArray a:
                 for (int i = 0; i < a.Count; i++)
-                    a[i] = Walk($"{path}[{i}]", a[i]);
+                {
+                    string p = $"{path}[{i}]";
+                    if (Matches(p))
+                        a[i] = Scrubbed;
+                    else
+                        Walk(p, a[i]);
+                }
                 return a;
             default:
                 return node;
