@@ -169,7 +169,9 @@ public sealed partial class SvmOps : IX86Ops
         for (int k = 0; k < depth; k++)
             rap.Call(HostReturnAddresses[k], RapDomain.Host);
 
+        vcpu.LoadGuestXsaveState();
         svm.Processor.Vmrun(vmcb, vcpu.RemainingInstructionBudget, svm.IsGuestMode ? RapDomain.NestedGuest : RapDomain.Guest);
+        vcpu.LoadHostXsaveState();
 
         // Right after #VMEXIT, before any host RET: without ERAPS the RSB may hold guest entries.
         if (!cpu.Model.HasEraps && Options.RsbFillAfterVmExit)

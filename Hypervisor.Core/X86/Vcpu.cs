@@ -89,6 +89,20 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public ulong Dr6 { get; set; } = 0xFFFF0FF0;
     public ulong Dr7 { get; set; } = 0x400;
 
+    private ulong _hostXcr0 = 1;
+
+    /// <summary>kvm_load_guest_xsave_state: right before entry the processor gets the guest's XCR0
+    /// (XSETBV always exits, so <see cref="Xcr0"/> is the guest's value); the host's is kept.
+    /// Guest XGETBV and XCR0-gated instructions (REX2 with XCR0[19]) then see the guest's value.</summary>
+    public void LoadGuestXsaveState()
+    {
+        _hostXcr0 = Cpu.Xcr0;
+        Cpu.Xcr0 = Xcr0;
+    }
+
+    /// <summary>kvm_load_host_xsave_state: right after the exit the host's XCR0 is back.</summary>
+    public void LoadHostXsaveState() => Cpu.Xcr0 = _hostXcr0;
+
     private VcpuRequest _requests;
     public VcpuRequest PendingRequests => _requests;
 

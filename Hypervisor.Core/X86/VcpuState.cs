@@ -238,7 +238,7 @@ public sealed partial class Vcpu
     public void SetXcr0(ulong value)
     {
         if (!Emulation.Emulate.IsValidXcr0(this, value))
-            throw new KvmException("EINVAL", $"XCR0 0x{value:x} is not valid for this vCPU's CPUID (bit 0 set, only enumerated components, AVX with SSE, MPX with neither APX nor half of MPX)");
+            throw new KvmException("EINVAL", $"XCR0 0x{value:x} is not valid for this vCPU's CPUID (bit 0 set, only enumerated components, AVX with SSE, APX only with APX_F, MPX with neither APX nor half of MPX)");
         Xcr0 = value;
     }
 }

@@ -18,6 +18,8 @@ public static class ExitCodes
     public const int Shutdown = 3;
     /// <summary>Unimplemented instruction or internal error.</summary>
     public const int InternalError = 4;
+    /// <summary>hv serve: the service failed (its socket is in use or cannot be created).</summary>
+    public const int ServiceFailure = 5;
     /// <summary>The --max-instructions budget ran out before the guest stopped.</summary>
     public const int InstructionLimit = 6;
 
@@ -45,6 +47,7 @@ public static class ExitCodes
           2          bad command line, or an image that cannot be read or loaded (nothing ran)
           3          the guest shut down (triple fault); the reason is on stderr
           4          unimplemented instruction or internal error; the report is on stderr
+          5          hv serve: the service failed (socket in use or not creatable); bad configuration is 2
           6          the --max-instructions budget ran out before the guest stopped
           8          hv snapshot diff: the snapshots differ
         """;

@@ -102,7 +102,7 @@ public abstract partial class KvmMachine : VirtualMachine
             {
                 case KvmExitReason.Intr:
                     // The budget ran out (the host's timer, in KVM terms a signal): housekeeping, then on.
-                    Com1.Flush();
+                    Housekeeping();
                     continue;
                 case KvmExitReason.Io:
                     if (!exit.IoIn)

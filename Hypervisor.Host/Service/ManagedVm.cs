@@ -231,8 +231,8 @@ public sealed partial class ManagedVm : IDisposable
                     }
                     if (_request == Request.Stop)
                     {
-                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         LogStoppedByHost(Id, Instructions);
+                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         return;
                     }
                 }
@@ -240,21 +240,22 @@ public sealed partial class ManagedVm : IDisposable
                 if (result.End == RunEnd.InstructionLimit)
                     continue;
                 bool failed = result.End is not (RunEnd.Halted or RunEnd.DebugExit);
+                // Logged before the state shows it, so whoever sees the end finds it in the log.
+                if (failed)
+                    LogFailed(Id, VmEndStatus.Of(result).Reason, result.Message ?? "", Instructions);
+                else
+                    LogExit(Id, VmEndStatus.Of(result).Reason, ExitCodes.For(result), Instructions);
                 lock (_gate)
                     Finish(result, failed ? VmState.Failed : VmState.Stopped);
-                if (failed)
-                    LogFailed(Id, result.End, result.Message ?? "", Instructions);
-                else
-                    LogExit(Id, result.End, ExitCodes.For(result), Instructions);
                 return;
             }
         }
         catch (Exception e)
         {
             // A bug in the machine must end this VM only, never the service.
+            LogCrashed(e, Id);
             lock (_gate)
                 Finish(new RunResult(RunEnd.InternalError, Message: $"internal error: {e.Message}"), VmState.Failed);
-            LogCrashed(e, Id);
         }
     }
 
@@ -307,10 +308,10 @@ public sealed partial class ManagedVm : IDisposable
     private partial void LogStoppedByHost(string vmId, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "VM {VmId} exit {Reason} (status {Status}) after {Instructions} instructions")]
-    private partial void LogExit(string vmId, RunEnd reason, int status, ulong instructions);
+    private partial void LogExit(string vmId, string reason, int status, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} exit {Reason}: {Detail} after {Instructions} instructions")]
-    private partial void LogFailed(string vmId, RunEnd reason, string detail, ulong instructions);
+    private partial void LogFailed(string vmId, string reason, string detail, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} failed with an internal error; the other VMs go on")]
     private partial void LogCrashed(Exception e, string vmId);

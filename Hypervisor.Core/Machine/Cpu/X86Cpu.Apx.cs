@@ -13,7 +13,8 @@ public sealed unsafe partial class X86Cpu
     private ulong _xcr0 = Xcr0Bits.X87;
 
     /// <summary>XCR0. Setting it flushes the translated blocks when the APX bit changes, because
-    /// whether 0xD5 is a REX2 prefix or #UD was decided when those blocks were decoded.</summary>
+    /// whether 0xD5 is a REX2 prefix or #UD was decided when those blocks were decoded; an XSETBV
+    /// doing so also ends its own block, whose rest was decoded under the old rule.</summary>
     public ulong Xcr0
     {
         get => _xcr0;
@@ -22,7 +23,10 @@ public sealed unsafe partial class X86Cpu
             bool apxChanged = ((_xcr0 ^ value) & Xcr0Apx) != 0;
             _xcr0 = value;
             if (apxChanged)
+            {
                 FlushTranslations();
+                _stop = true;
+            }
         }
     }
 

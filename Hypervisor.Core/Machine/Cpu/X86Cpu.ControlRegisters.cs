@@ -68,6 +68,7 @@ public sealed unsafe partial class X86Cpu
             if (Model.HasFeature(7, 0, 'b', 7)) s |= Cpu.Cr4.Smep;
             if (Model.HasFeature(7, 0, 'b', 20)) s |= Cpu.Cr4.Smap;
             if (Model.HasFeature(7, 0, 'c', 2)) s |= Cpu.Cr4.Umip;
+            if (Model.HasFeature(1, 0, 'c', 5)) s |= Cpu.Cr4.Vmxe; // VMX enumerated: VMXE may be set (SDM §24.7)
             return s;
         }
     }

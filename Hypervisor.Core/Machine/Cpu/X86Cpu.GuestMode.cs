@@ -48,15 +48,31 @@ public sealed unsafe partial class X86Cpu
         Gpr = 0xFF,
     };
 
-    internal bool InterceptCr(bool write, int cr, int gpr, ulong value, ref DecodedInsn i)
+    internal bool InterceptCr(bool write, int cr, int gpr, ulong value, ref DecodedInsn i) =>
+        InterceptCr(write, cr, gpr, value, value, ref i);
+
+    /// <summary><paramref name="newVisible"/>: the whole CR value the guest would see after the
+    /// write, which the CR shadows compare (LMSW's record carries only its 4-bit source).</summary>
+    internal bool InterceptCr(bool write, int cr, int gpr, ulong value, ulong newVisible, ref DecodedInsn i, bool clts = false, bool lmsw = false)
     {
         var set = Intercepts;
-        if (set == null || ((write ? set.CrWrites : set.CrReads) & (1 << cr)) == 0)
+        if (set == null)
             return false;
+        if (write && set.CrShadows && cr is 0 or 4)
+        {
+            if (!CrShadowWriteExits(set, cr, newVisible))
+                return false;
+        }
+        else if (((write ? set.CrWrites : set.CrReads) & (1 << cr)) == 0)
+        {
+            return false;
+        }
         var info = Basic(write ? InterceptReason.CrWrite : InterceptReason.CrRead, ref i);
         info.Number = (byte)cr;
         info.Gpr = (byte)gpr;
         info.Value = value;
+        info.IsClts = clts;
+        info.IsLmsw = lmsw;
         RaiseIntercept(info);
         return true;
     }

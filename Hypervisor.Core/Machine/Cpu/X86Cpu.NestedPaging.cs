@@ -35,6 +35,7 @@ public sealed unsafe partial class X86Cpu
     private bool _hasNestedPaging;
     private ulong _nestedRoot;
     private bool _nestedNx;
+    private bool _nestedEpt;
     // The last nested address space translations were made through: setting the same one again
     // (a vendor does on every entry) keeps the TLB.
     private NestedPaging? _lastNestedPaging;
@@ -62,6 +63,7 @@ public sealed unsafe partial class X86Cpu
             _hasNestedPaging = value.HasValue;
             _nestedRoot = value?.Root ?? 0;
             _nestedNx = value?.NoExecute ?? false;
+            _nestedEpt = value?.Ept ?? false;
             FlushFastTlb();
         }
     }
@@ -102,6 +104,8 @@ public sealed unsafe partial class X86Cpu
     /// faults; WP does not apply.</summary>
     private bool NestedWalk(ulong gpa, AccessType access, bool guestTable, ulong linear, bool hasLinear, out ulong hpa)
     {
+        if (_nestedEpt)
+            return EptWalk(gpa, access, guestTable, linear, hasLinear, out hpa);
         hpa = 0;
         NestedWalks++;
         ulong rsvdHigh = ~((1UL << Model.MaxPhysAddrBits) - 1) & ((1UL << 52) - 1);

@@ -31,6 +31,8 @@ public sealed unsafe partial class X86Cpu : IDisposable
     public Tlb Tlb { get; } = new();
     public ReturnAddressPredictor Rap { get; }
     public Msrs Msr { get; } = new();
+    /// <summary>x87 FPU state (XSAVE component 0), kept for XSAVE/XRSTOR.</summary>
+    public X87State X87 { get; } = new();
 
     /// <summary>Instructions retired since reset. The TSC is derived from it, so runs are deterministic.</summary>
     public ulong InstructionsRetired;
@@ -73,6 +75,7 @@ public sealed unsafe partial class X86Cpu : IDisposable
         InstructionsRetired = 0;
         TscOffset = 0;
         Msr.Reset();
+        X87.Reset();
         Rap.Clear();
         Tlb.FlushAll();
         ClearPending();

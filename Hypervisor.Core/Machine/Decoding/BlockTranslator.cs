@@ -30,6 +30,7 @@ internal sealed unsafe class BlockTranslator
     private readonly CodeBuffer _code = new();
     private readonly Decoder _d16, _d32, _d64;
     private readonly DecodedInsn[] _scratch = new DecodedInsn[MaxInsns];
+    private readonly ApxDecoder _apx = new();
 
     public BlockTranslator(X86Cpu cpu)
     {
@@ -53,6 +54,7 @@ internal sealed unsafe class BlockTranslator
         _code.Position = 0;
         _code.Length = firstPart;
         var decoder = codeBits switch { 64 => _d64, 32 => _d32, _ => _d16 };
+        bool apxEnabled = _cpu.IsApxEnabled;
         decoder.IP = ip;
         ulong secondPage = Block.NoSecondPage;
         bool secondTried = false;
@@ -61,8 +63,34 @@ internal sealed unsafe class BlockTranslator
         {
             int start = _code.Position;
             ulong insIp = decoder.IP;
-            decoder.Decode(out var ins);
-            if (ins.IsInvalid && decoder.LastError == DecoderError.NoMoreBytes)
+            Instruction ins;
+            Rex2Fixup rex2 = default;
+            var apx = ApxDecoder.Outcome.NotRex2;
+            int apxLength = 0;
+            ulong jmpabsTarget = 0;
+            // REX2 exists only in 64-bit mode with XCR0[19] set; elsewhere 0xD5 is AAD (16/32-bit)
+            // or #UD (64-bit), which Iced already decodes as such. The CPU drops every block when
+            // XCR0[19] changes, so the choice made here stays right for the block's lifetime.
+            if (codeBits == 64 && apxEnabled)
+                apx = _apx.Decode(_code.Bytes, start, _code.Length, insIp, out ins, out rex2, out apxLength, out jmpabsTarget);
+            else
+                ins = default;
+            bool needMore;
+            if (apx == ApxDecoder.Outcome.NotRex2)
+            {
+                decoder.Decode(out ins);
+                needMore = ins.IsInvalid && decoder.LastError == DecoderError.NoMoreBytes;
+            }
+            else
+            {
+                needMore = apx == ApxDecoder.Outcome.NeedMoreBytes;
+                if (!needMore)
+                {
+                    _code.Position = start + apxLength;
+                    decoder.IP = insIp + (ulong)apxLength;
+                }
+            }
+            if (needMore)
             {
                 if (secondTried)
                     break;
@@ -86,8 +114,18 @@ internal sealed unsafe class BlockTranslator
                 continue;
             }
             ref var d = ref _scratch[count++];
-            Convert(in ins, ref d, codeBits, decoder.LastError);
-            if (_code.Position > firstPart || ins.FlowControl != FlowControl.Next || ins.IsInvalid)
+            bool endsBlock;
+            if (apx is ApxDecoder.Outcome.Invalid or ApxDecoder.Outcome.Jmpabs)
+            {
+                ApxForm(ref d, apx, insIp, apxLength, jmpabsTarget);
+                endsBlock = true;
+            }
+            else
+            {
+                Convert(in ins, ref d, codeBits, in rex2);
+                endsBlock = ins.FlowControl != FlowControl.Next || ins.IsInvalid;
+            }
+            if (_code.Position > firstPart || endsBlock)
                 break;
             if (_code.Position == firstPart)
                 break; // the page ends exactly here
@@ -103,7 +141,35 @@ internal sealed unsafe class BlockTranslator
         return new Block(physical, ip, linear, codeBits, insns, count, secondPage);
     }
 
-    private static void Convert(in Instruction ins, ref DecodedInsn d, int codeBits, DecoderError error)
+    /// <summary>The REX2 forms Iced has no instruction for: a reserved one (#UD) or JMPABS, which
+    /// runs as JMP to an absolute 64-bit target (no RAP entry: it is not a call).</summary>
+    private static void ApxForm(ref DecodedInsn d, ApxDecoder.Outcome outcome, ulong ip, int length, ulong target)
+    {
+        d = default;
+        d.Ip = ip;
+        d.Length = (byte)length;
+        d.NextIp = ip + (ulong)length;
+        d.Base = d.Index = DecodedInsn.NoReg;
+        d.Seg = SegReg.Ds;
+        if (outcome == ApxDecoder.Outcome.Invalid)
+        {
+            d.Code = Code.INVALID;
+            d.Handler = Execution.HandlerTable.InvalidOpcode;
+            return;
+        }
+        // Jmp_rm64 (not a rel form) keeps the compiled tier from inlining it as a relative JMP;
+        // Exec.Jmp takes the Imm operand as the absolute target and checks it is canonical.
+        d.Code = Code.Jmp_rm64;
+        d.Mnemonic = Mnemonic.Jmp;
+        d.Handler = Execution.HandlerTable.For(Mnemonic.Jmp);
+        d.Kind0 = OperandKind.Imm;
+        d.Imm = target;
+        d.OpSize = 8;
+        d.AddrSize = 8;
+        d.StackSize = 8;
+    }
+
+    private static void Convert(in Instruction ins, ref DecodedInsn d, int codeBits, in Rex2Fixup rex2)
     {
         d = default;
         d.Ip = ins.IP;
@@ -214,6 +280,8 @@ internal sealed unsafe class BlockTranslator
             // LOOP/JrCXZ count with CX, ECX or RCX: the code fixes it, whatever the operand size.
             d.AddrSize = (byte)(ins.OpCode.AddressSize / 8);
         }
+        if (rex2.Present)
+            ApxDecoder.Apply(in ins, ref d, in rex2);
         if (SpecializeForms)
             Execution.FastForms.Specialize(ref d);
     }

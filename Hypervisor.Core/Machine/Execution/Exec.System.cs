@@ -86,12 +86,13 @@ internal static unsafe partial class Exec
         if (i.Kind1 == OperandKind.Cr)
         {
             if (c.InterceptCr(write: false, cr, i.Reg0, 0, ref i)) return;
-            ulong v = cr switch { 0 => c.Cr0, 2 => c.Cr2, 3 => c.Cr3, 4 => c.Cr4, _ => c.Cr8 };
+            ulong v = cr switch { 0 => c.VisibleCr0, 2 => c.Cr2, 3 => c.Cr3, 4 => c.VisibleCr4, _ => c.Cr8 };
             c.WriteReg(i.Reg0, size, v);
             return;
         }
         ulong value = c.ReadReg(i.Reg1, size);
         if (c.InterceptCr(write: true, cr, i.Reg1, value, ref i)) return;
+        value = c.MergeShadowedCrWrite(cr, value);
         bool ok = cr switch
         {
             0 => c.WriteCr0(value),
@@ -149,8 +150,9 @@ internal static unsafe partial class Exec
         if (!RequireCpl0(c)) return;
         ulong src = c.ReadOperand(ref i, i.Kind0, i.Reg0, 2);
         if (c._abort) return;
-        if (c.InterceptCr(write: true, 0, i.Kind0 == OperandKind.Reg ? i.Reg0 : 0xFF, src & 0xF, ref i)) return;
-        ulong cr0 = (c.Cr0 & ~0xEUL) | (src & 0xF);
+        ulong visible = (c.VisibleCr0 & ~0xEUL) | (src & 0xF);
+        if (c.InterceptCr(write: true, 0, i.Kind0 == OperandKind.Reg ? i.Reg0 : 0xFF, src & 0xF, visible, ref i, lmsw: true)) return;
+        ulong cr0 = c.MergeShadowedCrWrite(0, visible);
         if (!c.WriteCr0(cr0)) { c.RaiseGp0(); return; }
         c._stop = true;
     }
@@ -160,14 +162,14 @@ internal static unsafe partial class Exec
     public static void Smsw(X86Cpu c, ref DecodedInsn i)
     {
         int size = i.Kind0 == OperandKind.Mem ? 2 : i.OpSize;
-        c.WriteOperand(ref i, i.Kind0, i.Reg0, size, c.Cr0 & X86Cpu.SizeMask(size));
+        c.WriteOperand(ref i, i.Kind0, i.Reg0, size, c.VisibleCr0 & X86Cpu.SizeMask(size));
     }
 
     public static void Clts(X86Cpu c, ref DecodedInsn i)
     {
         if (!RequireCpl0(c)) return;
-        if (c.InterceptCr(write: true, 0, 0xFF, c.Cr0 & ~Cpu.Cr0.Ts, ref i)) return;
-        c.Cr0 &= ~Cpu.Cr0.Ts;
+        if (c.InterceptCr(write: true, 0, 0xFF, c.Cr0 & ~Cpu.Cr0.Ts, c.VisibleCr0 & ~Cpu.Cr0.Ts, ref i, clts: true)) return;
+        c.Cr0 = c.MergeShadowedCrWrite(0, c.VisibleCr0 & ~Cpu.Cr0.Ts);
     }
 
     /// <summary>WBINVD / INVD: privileged; caches are not modelled, so nothing else happens.</summary>
@@ -203,6 +205,7 @@ internal static unsafe partial class Exec
     public static void Invpcid(X86Cpu c, ref DecodedInsn i)
     {
         if (!c.Model.HasFeature(7, 0, 'b', 10)) { c.RaiseUd(); return; }
+        if (c.Intercepts != null && c.Intercepts.IsUndefined(InterceptReason.Invpcid)) { c.RaiseUd(); return; }
         if (!RequireCpl0(c)) return;
         ulong type = c.ReadReg(i.Reg0, c.CodeBits == 64 ? 8 : 4);
         ulong ea = c.EffectiveAddress(ref i);
@@ -214,6 +217,11 @@ internal static unsafe partial class Exec
             info.Value = type;
             info.Address = c.SegBase(i.Seg) + ea;
             info.Segment = i.Seg;
+            info.AddressSize = i.AddrSize;
+            info.MemBase = i.Base;
+            info.MemIndex = i.Index;
+            info.MemScale = i.Scale;
+            info.Displacement = i.Disp;
             c.RaiseIntercept(info);
             return;
         }

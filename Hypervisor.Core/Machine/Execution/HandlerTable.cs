@@ -259,6 +259,11 @@ internal static unsafe class HandlerTable
         t[(int)Mnemonic.Rdpid]      = &Exec.Rdpid;
         t[(int)Mnemonic.Xsetbv]     = &Exec.Xsetbv;
         t[(int)Mnemonic.Xgetbv]     = &Exec.Xgetbv;
+        // XSAVE family, standard format (Exec.Xsave.cs)
+        t[(int)Mnemonic.Xsave]      = &Exec.Xsave;
+        t[(int)Mnemonic.Xsave64]    = &Exec.Xsave64;
+        t[(int)Mnemonic.Xrstor]     = &Exec.Xrstor;
+        t[(int)Mnemonic.Xrstor64]   = &Exec.Xrstor64;
         t[(int)Mnemonic.Invlpg]     = &Exec.Invlpg;
         t[(int)Mnemonic.Invpcid]    = &Exec.Invpcid;
         t[(int)Mnemonic.Swapgs]     = &Exec.Swapgs;

@@ -32,6 +32,18 @@ public sealed class GuestIntercepts
     public IMsrInterceptFilter? Msr;
     /// <summary>Intercept a triple fault rather than shutting the machine down.</summary>
     public bool Shutdown = true;
+    /// <summary>VMX's CR0/CR4 guest/host masks and read shadows (SDM vol. 3 §25.6.6): when set,
+    /// writes to CR0/CR4 leave guest mode exactly when they would change a bit the mask owns away
+    /// from its shadow value (<see cref="CrWrites"/> bits 0 and 4 are not consulted), and reads of
+    /// an owned bit return the shadow.</summary>
+    public bool CrShadows;
+    public ulong Cr0GuestHostMask, Cr0ReadShadow, Cr4GuestHostMask, Cr4ReadShadow;
+
+    /// <summary>Instructions that raise #UD in this guest (bit = 1 &lt;&lt; <see cref="InterceptReason"/>):
+    /// VMX's INVPCID with "enable INVPCID" clear (SDM vol. 3 §26.3).</summary>
+    public uint Undefined;
+
+    public bool IsUndefined(InterceptReason r) => (int)r < 32 && (Undefined & (1u << (int)r)) != 0;
 
     public bool Has(InterceptReason r) => (int)r < 32 && (Instructions & (1u << (int)r)) != 0;
 

@@ -38,6 +38,17 @@ public struct InterceptInfo
     public uint Msr;
     /// <summary>Nested page fault: the fault happened while walking the guest's page tables.</summary>
     public bool DuringGuestWalk;
+    /// <summary>EPT: the walk met a misconfigured entry (SDM vol. 3 §29.3.3.1) rather than a violation;
+    /// <see cref="ErrorCode"/> is then unused.</summary>
+    public bool IsEptMisconfiguration;
+    /// <summary>A CR0 write that is CLTS or LMSW rather than MOV (VMX reports the kind in the
+    /// CR-access qualification).</summary>
+    public bool IsClts, IsLmsw;
+    // The memory operand of an instruction intercept (INVPCID), as VMX reports it in the VM-exit
+    // instruction information and the qualification: base and index registers (0xFF none), scale
+    // as a shift count, displacement.
+    public byte MemBase, MemIndex, MemScale;
+    public ulong Displacement;
 
     /// <summary>Nested page fault: the whole error code as AMD reports it in EXITINFO1: the
     /// #PF-style bits of <see cref="ErrorCode"/> plus bit 32 (final translation) or bit 33

@@ -2,13 +2,24 @@ namespace Hypervisor.Core.Machine.Virtualization;
 
 /// <summary>
 /// Second-stage translation as a vendor's Hardware part enables it for a guest (AMD nested
-/// paging; Intel EPT uses the same walk with its own entry format later). A value, so a vendor can
-/// set it on every entry and the CPU flushes only when it actually changes.
+/// paging, or Intel EPT with its own entry format). A value, so a vendor can set it on every entry
+/// and the CPU flushes only when it actually changes.
 /// </summary>
-/// <param name="Root">nCR3: host physical address of the nested PML4 (APM vol. 2 §15.25.4).</param>
+/// <param name="Root">nCR3 (APM vol. 2 §15.25.4) or the EPTP's address: host physical address of
+/// the nested PML4.</param>
 /// <param name="NoExecute">The host's EFER.NXE, which the nested walk uses: without it, bit 63 of a
-/// nested entry is reserved (APM vol. 2 §15.25.5).</param>
-public readonly record struct NestedPaging(ulong Root, bool NoExecute);
+/// nested entry is reserved (APM vol. 2 §15.25.5). Ignored for EPT.</param>
+/// <param name="Ept">The tables are EPT paging structures (SDM vol. 3 §29.3): read/write/execute
+/// permissions in bits 2:0, no user bit, violations and misconfigurations instead of #NPF.</param>
+public readonly record struct NestedPaging(ulong Root, bool NoExecute, bool Ept = false);
+
+/// <summary>The bits of an EPT violation's exit qualification the CPU reports (SDM vol. 3 §28.2.1,
+/// table 28-7): the access in bits 2:0 and the permissions of the translation in bits 5:3.</summary>
+public static class EptViolationCode
+{
+    public const ulong Read = 1, Write = 2, Fetch = 4;
+    public const int PermissionShift = 3;
+}
 
 /// <summary>The bits of a nested-page-fault error code (APM vol. 2 §15.25.6, EXITINFO1).</summary>
 public static class NestedFaultCode

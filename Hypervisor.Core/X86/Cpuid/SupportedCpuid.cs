@@ -10,8 +10,31 @@ public static class SupportedCpuid
     {
         var result = new List<CpuidEntry>();
         foreach (var e in model.Cpuid.Entries)
-            result.Add(Filter(e, caps));
+            result.Add(e.Function == 0xD ? FilterXsave(model, e, caps) : Filter(e, caps));
         return result;
+    }
+
+    /// <summary>Leaf 0xD: XCR0 bit 19 (APX state) and its component subleaf only when APX is
+    /// supported; the largest-area size (subleaf 0 ECX) then counts only the components left.</summary>
+    private static CpuidEntry FilterXsave(HostCpuModel model, CpuidEntry e, CpuCaps caps)
+    {
+        if (caps.Has(CpuFeatures.ApxF))
+            return e;
+        const int ApxComponent = 19;
+        if (e.Index == ApxComponent)
+            return e with { Eax = 0, Ebx = 0, Ecx = 0, Edx = 0 };
+        if (e.Index != 0)
+            return e;
+        uint eax = e.Eax & ~(1u << ApxComponent);
+        ulong xcr0 = eax | ((ulong)e.Edx << 32);
+        uint max = 512 + 64; // legacy region and XSAVE header
+        for (int bit = 2; bit < 63; bit++)
+        {
+            if ((xcr0 & (1UL << bit)) == 0) continue;
+            var c = model.Cpuid.Lookup(0xD, (uint)bit);
+            max = Math.Max(max, c.Ebx + c.Eax);
+        }
+        return e with { Eax = eax, Ecx = max };
     }
 
     private static CpuidEntry Filter(CpuidEntry e, CpuCaps caps)

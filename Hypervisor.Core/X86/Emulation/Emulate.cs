@@ -190,7 +190,8 @@ public static partial class Emulate
     }
 
     /// <summary>XSETBV (KVM's __kvm_set_xcr): only XCR0; bit 0 set; only bits the guest's CPUID
-    /// enumerates in leaf 0xD; AVX needs SSE; MPX's two bits together; MPX and APX never together.</summary>
+    /// enumerates in leaf 0xD; AVX needs SSE; MPX's two bits together; APX only for a guest with
+    /// APX_F; MPX and APX never together (their state shares offset 960 of the XSAVE area).</summary>
     public static int Xsetbv(Vcpu v, uint index, ulong value)
     {
         if (index != 0 || !IsValidXcr0(v, value))
@@ -206,7 +207,8 @@ public static partial class Emulate
         if ((xcr0 & 1) == 0 || (xcr0 & ~supported) != 0) return false;
         if ((xcr0 & 4) != 0 && (xcr0 & 2) == 0) return false;                 // AVX without SSE
         if (((xcr0 >> 3) & 3) is 1 or 2) return false;                          // BNDREGS and BNDCSR together
-        if ((xcr0 & 0x18) != 0 && (xcr0 & (1UL << 19)) != 0) return false;      // MPX with APX (KVM-FACTS §2)
+        if ((xcr0 & Xcr0Bits.Apx) != 0 && !v.HasApx) return false;              // APX needs CPUID.(7,1):EDX[21] in the guest caps
+        if ((xcr0 & Xcr0Bits.Mpx) != 0 && (xcr0 & Xcr0Bits.Apx) != 0) return false; // MPX with APX (KVM-FACTS §2)
         if ((xcr0 & 0xE0) != 0 && (xcr0 & 0xE0) != 0xE0) return false;         // AVX-512 state all or none
         if ((xcr0 & 0xE0) != 0 && (xcr0 & 4) == 0) return false;
         return true;

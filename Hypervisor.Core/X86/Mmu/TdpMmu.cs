@@ -17,6 +17,9 @@ public readonly record struct TdpCounters(long FaultsHandled, long MmioFaults, l
 /// <para>The tables live in hypervisor-private memory: slots at <see cref="PrivateBase"/> that are no
 /// user slot and that the tables never map, so the guest cannot reach them. Guest physical
 /// addresses inside that window are never mapped.</para>
+/// <para>Entry format: AMD's long-mode nested format, or Intel's EPT format (SDM vol. 3 §29.3.2:
+/// bits 2:0 read/write/execute, bits 5:3 the memory type of a leaf, bit 7 a large page) when the
+/// vendor walks EPT (<see cref="TdpFormat.Ept"/>).</para>
 /// <para>Mappings: a 2 MiB page when the whole 2 MiB-aligned range lies in one memory slot, else
 /// 4 KiB; writable unless the slot is read-only; never no-execute. A guest physical page no slot
 /// backs gets an MMIO mapping (like KVM's MMIO SPTEs): it points at the same, unbacked, host physical
@@ -24,9 +27,9 @@ public readonly record struct TdpCounters(long FaultsHandled, long MmioFaults, l
 /// </summary>
 public sealed unsafe class TdpMmu
 {
-    /// <summary>Host physical base of the private window, far above guest RAM (but below the 48-bit
-    /// MAXPHYADDR the nested walk accepts).</summary>
-    public const ulong PrivateBase = 1UL << 46;
+    /// <summary>Host physical base of the private window, far above guest RAM (but below the
+    /// smallest MAXPHYADDR of the host models, 46 bits on the Intel ones, that the nested walk accepts).</summary>
+    public const ulong PrivateBase = 1UL << 45;
     /// <summary>Size of the private window: the tables can grow to this many bytes.</summary>
     public const ulong PrivateWindowSize = 1UL << 30;
     /// <summary>Slot ids of the private chunks start here, above every user slot id (KVM numbers its
@@ -39,7 +42,12 @@ public sealed unsafe class TdpMmu
     private const ulong PageSize = 0x1000, LargePageSize = 0x20_0000;
     // Nested entry bits (long-mode format). Non-leaf entries allow everything: the leaf decides.
     private const ulong P = 1, RW = 2, US = 4, PS = 128;
+    // EPT entry bits: read, write, execute; memory type write-back (6) in bits 5:3 of a leaf.
+    private const ulong EptR = 1, EptW = 2, EptX = 4, EptWriteBack = 6UL << 3;
     private const ulong FrameMask = 0x000F_FFFF_FFFF_F000UL;
+
+    // The format's bits: what makes an entry present, a readable leaf, its write permission, a table.
+    private readonly ulong _present, _leaf, _write, _table;
 
     private readonly PhysicalMemory _memory;
     private readonly Vm? _vm;
@@ -47,18 +55,36 @@ public sealed unsafe class TdpMmu
     private readonly object _gate = new();
     private ulong _nextFree;
 
-    /// <summary>The MMU of <paramref name="vm"/>: <see cref="Zap"/> asks its vCPUs to flush.</summary>
-    public TdpMmu(Vm vm) : this(vm.Memory) => _vm = vm;
+    /// <summary>The MMU of <paramref name="vm"/>, in the format its vendor walks: <see cref="Zap"/>
+    /// asks its vCPUs to flush.</summary>
+    public TdpMmu(Vm vm) : this(vm.Memory, vm.Ops.TdpFormat) => _vm = vm;
 
     /// <summary>An MMU over <paramref name="memory"/> alone (a bare machine: callers flush themselves).</summary>
-    public TdpMmu(PhysicalMemory memory)
+    public TdpMmu(PhysicalMemory memory, TdpFormat format = TdpFormat.Npt)
     {
         _memory = memory;
+        Format = format;
+        if (format == TdpFormat.Ept)
+        {
+            _present = EptR | EptW | EptX;
+            _leaf = EptR | EptX | EptWriteBack;
+            _write = EptW;
+            _table = EptR | EptW | EptX;
+        }
+        else
+        {
+            _present = P;
+            _leaf = P | US;
+            _write = RW;
+            _table = P | RW | US;
+        }
         _nextFree = PrivateBase;
         Root = AllocateTable();
     }
 
-    /// <summary>nCR3: host physical address of the nested PML4.</summary>
+    public TdpFormat Format { get; }
+
+    /// <summary>nCR3 / the EPTP's address: host physical address of the nested PML4.</summary>
     public ulong Root { get; }
 
     /// <summary>Nested page faults resolved by installing a RAM mapping ("demand paging").</summary>
@@ -109,7 +135,7 @@ public sealed unsafe class TdpMmu
             {
                 isMmio = true;
                 MmioFaults++;
-                return Install(gpa, P | RW | US, large: false) != 0;
+                return Install(gpa, _leaf | _write, large: false) != 0;
             }
             if ((errorCode & NestedFaultCode.W) != 0 && slot.ReadOnly)
             {
@@ -119,7 +145,7 @@ public sealed unsafe class TdpMmu
             }
             ulong largeBase = gpa & ~(LargePageSize - 1);
             bool large = largeBase >= slot.GuestBase && largeBase + LargePageSize <= slot.GuestEnd;
-            ulong size = Install(gpa, P | US | (slot.ReadOnly ? 0 : RW), large);
+            ulong size = Install(gpa, _leaf | (slot.ReadOnly ? 0 : _write), large);
             // Size 0: already mapped (another vCPU got there first, or a stale translation): retry.
             if (size != 0)
             {
@@ -157,7 +183,7 @@ public sealed unsafe class TdpMmu
             for (int shift = 39; shift >= 12; shift -= 9)
             {
                 ulong e = *Entry(table, gpa, shift);
-                if ((e & P) == 0)
+                if ((e & _present) == 0)
                     return 0;
                 if (shift == 12 || (e & PS) != 0)
                     return e;
@@ -183,7 +209,7 @@ public sealed unsafe class TdpMmu
         for (ulong i = 0; i < 512; i++)
         {
             ulong e = ((ulong*)HostOf(table))[i];
-            if ((e & P) == 0)
+            if ((e & _present) == 0)
                 continue;
             ulong gpa = gpaBase | (i << shift);
             if (shift == 12 || (e & PS) != 0)
@@ -204,13 +230,13 @@ public sealed unsafe class TdpMmu
     }
 
     /// <summary>Checks leaves read from a snapshot without changing anything; returns why they are unusable, or null.</summary>
-    public static string? CheckLeaves(IReadOnlyList<TdpLeaf> leaves)
+    public string? CheckLeaves(IReadOnlyList<TdpLeaf> leaves)
     {
         foreach (var l in leaves)
         {
             if (l.Size != PageSize && l.Size != LargePageSize)
                 return $"leaf at 0x{l.Gpa:x} maps 0x{l.Size:x} bytes (4 KiB or 2 MiB pages only)";
-            if ((l.Gpa & (l.Size - 1)) != 0 || (l.Entry & P) == 0 || IsPrivate(l.Gpa) || l.Gpa >= 1UL << 48)
+            if ((l.Gpa & (l.Size - 1)) != 0 || (l.Entry & _present) == 0 || IsPrivate(l.Gpa) || l.Gpa >= 1UL << 48)
                 return $"leaf at 0x{l.Gpa:x} is misaligned, not present or outside guest physical space";
             if ((l.Size == LargePageSize) != ((l.Entry & PS) != 0))
                 return $"leaf at 0x{l.Gpa:x}: the PS bit does not match its size";
@@ -245,8 +271,8 @@ public sealed unsafe class TdpMmu
                 *e = leaf.Entry;
                 return;
             }
-            if ((*e & P) == 0)
-                *e = AllocateTable() | P | RW | US;
+            if ((*e & _present) == 0)
+                *e = AllocateTable() | _table;
             table = *e & FrameMask;
         }
     }
@@ -261,16 +287,16 @@ public sealed unsafe class TdpMmu
         for (int shift = 39; ; shift -= 9)
         {
             ulong* e = Entry(table, gpa, shift);
-            if (shift == 12 || (shift == 21 && large && (*e & P) == 0))
+            if (shift == 12 || (shift == 21 && large && (*e & _present) == 0))
             {
-                if ((*e & P) != 0)
+                if ((*e & _present) != 0)
                     return 0;
                 ulong size = 1UL << shift;
                 *e = (gpa & ~(size - 1)) | flags | (shift == 21 ? PS : 0);
                 return size;
             }
-            if ((*e & P) == 0)
-                *e = AllocateTable() | P | RW | US;
+            if ((*e & _present) == 0)
+                *e = AllocateTable() | _table;
             else if ((*e & PS) != 0)
                 return 0; // a larger page maps it already
             table = *e & FrameMask;
@@ -300,4 +326,13 @@ public sealed unsafe class TdpMmu
         _nextFree = page + PageSize;
         return page;
     }
+}
+
+/// <summary>The entry format of the second-stage tables a vendor's hardware walks.</summary>
+public enum TdpFormat
+{
+    /// <summary>AMD nested paging: the long-mode page-table format (APM vol. 2 §15.25.5).</summary>
+    Npt,
+    /// <summary>Intel EPT (SDM vol. 3 §29.3.2).</summary>
+    Ept,
 }

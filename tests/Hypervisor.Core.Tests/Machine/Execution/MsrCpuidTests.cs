@@ -12,7 +12,7 @@ public class MsrCpuidTests
 {
     private const ulong UserCode = 0x50000;
 
-    /// <summary>The default model does not list XSAVE (no XSAVE/XRSTOR yet); XCR0 tests use one that does.</summary>
+    /// <summary>The default model (zen5) does not list XSAVE; XCR0 tests use one that does.</summary>
     private static readonly Hypervisor.Core.Machine.Models.HostCpuModel XsaveModel = Support.Data.ModelMachine.DefaultWith(1, 'c', 26, present: true);
 
     private static GuestMachine Long(Hypervisor.Core.Machine.Models.HostCpuModel? model = null)
