@@ -102,6 +102,10 @@ public interface IX86Ops
     /// <summary>The entry format of the second-stage tables the vendor's hardware walks (the TDP MMU builds them).</summary>
     Mmu.TdpFormat TdpFormat => Mmu.TdpFormat.Npt;
 
+    /// <summary>The vendor's part of vCPU snapshots; null when the vendor cannot be snapshotted
+    /// (capture and restore then say so).</summary>
+    Snapshots.ISnapshotVendorState? Snapshots => null;
+
     /// <summary>Nested virtualization, when the vendor offers it (a later issue).</summary>
     INestedOps? Nested => null;
 }

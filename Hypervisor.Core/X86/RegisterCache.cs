@@ -113,6 +113,23 @@ public sealed class RegisterCache
             throw new InvalidOperationException($"register cache: the vendor's CacheReg did not make {VcpuRegs.Name(r)} available");
     }
 
+    /// <summary>Snapshot restore: every cached value, the PDPTRs and both bitmaps as captured.
+    /// A register that is not available is reloaded from the vendor's (restored) structure when read.</summary>
+    public void RestoreState(ReadOnlySpan<ulong> values, ReadOnlySpan<ulong> pdptrs, ulong avail, ulong dirty)
+    {
+        if (values.Length != VcpuRegs.Count || pdptrs.Length != 4)
+            throw new ArgumentException($"register cache: {VcpuRegs.Count} values and 4 PDPTRs are restored together");
+        if ((dirty & ~avail) != 0)
+            throw new ArgumentException($"register cache: {Describe(dirty & ~avail)} dirty but not available (a state KVM never allows)");
+        values.CopyTo(_values);
+        pdptrs.CopyTo(_pdptrs);
+        _avail = avail & VcpuRegs.AllMask;
+        _dirty = dirty & VcpuRegs.AllMask;
+    }
+
+    /// <summary>The PDPTRs as cached, without loading them (snapshots).</summary>
+    public void PeekPdptrs(Span<ulong> destination) => _pdptrs.CopyTo(destination);
+
     public static string Describe(ulong mask)
     {
         var names = new List<string>();

@@ -222,4 +222,38 @@ public sealed class ExitStatistics
     }
 
     public long TotalVendorExits => _byVendor.Sum();
+
+    /// <summary>Exits to userspace so far (every return from <see cref="Vcpu.Run"/>).</summary>
+    public long TotalExits => _byReason.Sum();
+
+    /// <summary>Non-zero counts by KVM reason number, ascending (snapshots).</summary>
+    public IEnumerable<(int Reason, long Count)> ReasonCounts()
+    {
+        for (int i = 0; i < _byReason.Length; i++)
+            if (_byReason[i] != 0)
+                yield return (i, _byReason[i]);
+    }
+
+    /// <summary>Non-zero counts by vendor exit code, ascending (snapshots).</summary>
+    public IEnumerable<(long Code, long Count)> VendorCounts()
+    {
+        for (int i = 0; i < VendorCodes; i++)
+            if (_byVendor[i] != 0)
+                yield return (i - VendorOffset, _byVendor[i]);
+    }
+
+    /// <summary>Whether a vendor exit code can be counted here.</summary>
+    public static bool IsCountableVendorCode(long code) => (ulong)(code + VendorOffset) < VendorCodes;
+
+    /// <summary>Snapshot restore: the counters become exactly these (everything else zero).</summary>
+    public void Restore(IEnumerable<(int Reason, long Count)> reasons, IEnumerable<(long Code, long Count)> vendor)
+    {
+        Array.Clear(_byReason);
+        Array.Clear(_byVendor);
+        foreach (var (r, n) in reasons)
+            _byReason[r & 63] = n;
+        foreach (var (c, n) in vendor)
+            if (IsCountableVendorCode(c))
+                _byVendor[c + VendorOffset] = n;
+    }
 }

@@ -126,16 +126,16 @@ public sealed partial class Vcpu
 
     // ---- Completing what userspace was asked to do (kvm_run's complete_userspace_io) ----
 
-    private enum PendingCompletion { None, PioOut, PioIn, MmioRead, StringOut, StringIn }
+    private enum PendingCompletionKind { None, PioOut, PioIn, MmioRead, StringOut, StringIn }
 
-    private PendingCompletion _completion;
+    private PendingCompletionKind _completion;
     private ulong _completionData;
     private (int Size, bool Rep, int AddressSize, int Segment) _string;
 
     /// <summary>Data for a KVM_EXIT_IO IN: written to RAX (the access size) on the next run.</summary>
     public void CompleteIo(ulong data)
     {
-        if (_completion is not (PendingCompletion.PioIn or PendingCompletion.StringIn))
+        if (_completion is not (PendingCompletionKind.PioIn or PendingCompletionKind.StringIn))
             throw new InvalidOperationException($"vCPU {Id}: no port input is waiting for data (last exit: {Exit})");
         _completionData = data;
     }
@@ -143,42 +143,42 @@ public sealed partial class Vcpu
     /// <summary>Data for a KVM_EXIT_MMIO read: the instruction runs again and receives it.</summary>
     public void CompleteMmio(ulong data)
     {
-        if (_completion != PendingCompletion.MmioRead)
+        if (_completion != PendingCompletionKind.MmioRead)
             throw new InvalidOperationException($"vCPU {Id}: no MMIO read is waiting for data (last exit: {Exit})");
         _completionData = data;
     }
 
     /// <summary>Common code that exits for port I/O: the instruction completes on the next run.</summary>
-    internal void ExpectPio(bool isIn) => _completion = isIn ? PendingCompletion.PioIn : PendingCompletion.PioOut;
+    internal void ExpectPio(bool isIn) => _completion = isIn ? PendingCompletionKind.PioIn : PendingCompletionKind.PioOut;
 
-    internal void ExpectMmioRead() => _completion = PendingCompletion.MmioRead;
+    internal void ExpectMmioRead() => _completion = PendingCompletionKind.MmioRead;
 
     internal void ExpectStringPio(bool isIn, int size, bool rep, int addressSize, int segment)
     {
-        _completion = isIn ? PendingCompletion.StringIn : PendingCompletion.StringOut;
+        _completion = isIn ? PendingCompletionKind.StringIn : PendingCompletionKind.StringOut;
         _string = (size, rep, addressSize, segment);
     }
 
     private void CompleteUserspaceExit()
     {
         var c = _completion;
-        _completion = PendingCompletion.None;
+        _completion = PendingCompletionKind.None;
         switch (c)
         {
-            case PendingCompletion.PioIn:
+            case PendingCompletionKind.PioIn:
                 int size = Exit.IoSize;
                 ulong rax = ReadGpr(Gpr.Rax);
                 ulong merged = size == 4 ? (uint)_completionData : (rax & ~X86Cpu.SizeMask(size)) | (_completionData & X86Cpu.SizeMask(size));
                 WriteGpr(Gpr.Rax, merged);
                 Ops.SkipEmulatedInstruction(this);
                 break;
-            case PendingCompletion.PioOut:
+            case PendingCompletionKind.PioOut:
                 Ops.SkipEmulatedInstruction(this);
                 break;
-            case PendingCompletion.MmioRead:
+            case PendingCompletionKind.MmioRead:
                 Cpu.CompleteMmioRead(Exit.MmioAddress, _completionData);
                 break;
-            case PendingCompletion.StringIn:
+            case PendingCompletionKind.StringIn:
             {
                 ulong amask = X86Cpu.SizeMask(_string.AddressSize);
                 ulong di = ReadGpr(Gpr.Rdi) & amask;
@@ -193,7 +193,7 @@ public sealed partial class Vcpu
                 AdvanceString(Gpr.Rdi);
                 break;
             }
-            case PendingCompletion.StringOut:
+            case PendingCompletionKind.StringOut:
                 AdvanceString(Gpr.Rsi);
                 break;
         }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using Hypervisor.Host.Loading;
 using Hypervisor.Host.Runtime;
 using Microsoft.Extensions.Logging;
@@ -7,18 +8,59 @@ namespace Hypervisor.Host.Cli;
 
 /// <summary>
 /// <c>hv run IMAGE [--memory SIZE] [--max-instructions N] [--stats] [--vendor svm|vmx|bare]
-/// [--host-cpu NAME] [--cpu host[,+feature|,-feature...]] [--intercept cr3,invpcid]</c>: loads a
-/// multiboot v1 kernel the way <c>qemu -kernel</c> does and runs it, by default as a VM under the
-/// SVM vendor module, COM1 on stdout.
+/// [--host-cpu NAME] [--cpu host[,+feature|,-feature...]] [--intercept cr3,invpcid]
+/// [--append CMDLINE] [--initrd FILE] [--module FILE[,ARGS]]... [--load flat:ADDR[,entry=ADDR][,mode=32|64]]
+/// [--quiet] [--log-level LEVEL]</c>: loads a multiboot v1 kernel the way <c>qemu -kernel</c>
+/// does (or an ELF64 kernel in 64-bit mode, or a raw binary) and runs it, by default as a VM under
+/// the SVM vendor module, COM1 on stdout. The run itself is <see cref="GuestRunner"/>.
 /// </summary>
 public sealed class RunCommand : Command
 {
     private readonly HostConsole _console;
     private readonly ILoggerFactory _logging;
+    private readonly Action<LogLevel>? _setLogLevel;
 
     public Argument<FileInfo> Image { get; } = new("IMAGE")
     {
-        Description = "A multiboot v1 kernel: ELF32, ELF64 or an a.out-kludge flat binary",
+        Description = "A multiboot v1 kernel (ELF32, ELF64 or a.out-kludge flat binary), an ELF64 kernel without a multiboot header (started in 64-bit mode), or with --load a raw binary",
+    };
+
+    public Option<string?> Append { get; } = new("--append")
+    {
+        Description = "The multiboot command line after the kernel's name (the kernel sees 'IMAGE CMDLINE', as with GRUB and QEMU)",
+        HelpName = "CMDLINE",
+    };
+
+    public Option<FileInfo?> Initrd { get; } = new("--initrd")
+    {
+        Description = "Load FILE as the first multiboot module",
+        HelpName = "FILE",
+    };
+
+    public Option<string[]> Module { get; } = new("--module")
+    {
+        Description = "Load FILE as a multiboot module, its string 'FILE ARGS'; repeat for more (after --initrd, in order)",
+        HelpName = "FILE[,ARGS]",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public Option<FlatLoadSpec?> Load { get; } = new("--load")
+    {
+        Description = "Load IMAGE as a raw binary at ADDR and start it at the entry (default ADDR) in 32-bit protected mode or 64-bit mode",
+        HelpName = FlatLoadSpec.Syntax,
+        CustomParser = ParseLoad,
+    };
+
+    public Option<bool> Quiet { get; } = new("--quiet", "-q")
+    {
+        Description = "No progress line on stderr (it is shown only when stderr is a terminal)",
+    };
+
+    public Option<LogLevel?> LogLevelOption { get; } = new("--log-level")
+    {
+        Description = "Host log messages on stderr from this level up: trace, debug, information, warning (default), error, critical, none",
+        HelpName = "LEVEL",
+        CustomParser = ParseLogLevel,
     };
 
     public Option<MemorySize> Memory { get; } = new("--memory", "-m")
@@ -37,7 +79,7 @@ public sealed class RunCommand : Command
 
     public Option<bool> Stats { get; } = new("--stats")
     {
-        Description = "Print instructions retired, wall time, MIPS and exits by kind to stderr",
+        Description = "Print instructions retired, wall time and MIPS, then a table of exits by reason, to stderr",
     };
 
     public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
@@ -58,11 +100,14 @@ public sealed class RunCommand : Command
         HelpName = "cr3,invpcid",
     };
 
-    public RunCommand(HostConsole console, ILoggerFactory logging)
-        : base("run", "Load a multiboot kernel and run it; the guest's COM1 goes to stdout")
+    public SnapshotRunOptions Snapshot { get; } = new();
+
+    public RunCommand(HostConsole console, ILoggerFactory logging, Action<LogLevel>? setLogLevel = null)
+        : base("run", "Load a kernel and run it; the guest's COM1 goes to stdout")
     {
         _console = console;
         _logging = logging;
+        _setLogLevel = setLogLevel;
         Arguments.Add(Image);
         Options.Add(Memory);
         Options.Add(MaxInstructions);
@@ -71,6 +116,13 @@ public sealed class RunCommand : Command
         Options.Add(HostCpu);
         Options.Add(Cpu);
         Options.Add(Intercept);
+        Options.Add(Append);
+        Options.Add(Initrd);
+        Options.Add(Module);
+        Options.Add(Load);
+        Options.Add(Quiet);
+        Options.Add(LogLevelOption);
+        Snapshot.AddTo(this, withClock: true);
         Intercept.Validators.Add(r =>
         {
             if (!TryParseIntercepts(r.GetValueOrDefault<string?>() ?? "", out _, out string error))
@@ -123,95 +175,69 @@ public sealed class RunCommand : Command
         return default;
     }
 
-    private int Execute(ParseResult parse)
+    private static FlatLoadSpec? ParseLoad(ArgumentResult result)
     {
-        var image = parse.GetValue(Image)!;
-        ulong memory = parse.GetValue(Memory).Bytes;
-        ulong limit = parse.GetValue(MaxInstructions) ?? ulong.MaxValue;
-        var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
-        var options = new MachineOptions
-        {
-            Vendor = vendor,
-            HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
-            Cpu = parse.GetValue(Cpu),
-            InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
-        };
-        return Run(image.FullName, image.ToString(), memory, limit, parse.GetValue(Stats), options);
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (FlatLoadSpec.TryParse(text, out var spec, out string error))
+            return spec;
+        result.AddError($"--load: {error}");
+        return null;
     }
 
-    /// <summary>The whole command after parsing; the tests call it directly too.</summary>
-    public int Run(string path, string displayName, ulong memorySize, ulong maxInstructions, bool stats, MachineOptions? options = null)
+    /// <summary>The level names Microsoft.Extensions.Logging uses, with the usual short forms.</summary>
+    public static LogLevel? ParseLogLevelText(string text) => text.Trim().ToLowerInvariant() switch
     {
-        var err = _console.Error;
-        byte[] file;
-        try
+        "trace" or "verbose" => LogLevel.Trace,
+        "debug" => LogLevel.Debug,
+        "information" or "info" => LogLevel.Information,
+        "warning" or "warn" => LogLevel.Warning,
+        "error" => LogLevel.Error,
+        "critical" or "fatal" => LogLevel.Critical,
+        "none" or "off" => LogLevel.None,
+        _ => null,
+    };
+
+    private static LogLevel? ParseLogLevel(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (ParseLogLevelText(text) is { } level)
+            return level;
+        result.AddError($"--log-level: '{text}' is not a level; use trace, debug, information, warning, error, critical or none");
+        return null;
+    }
+
+    private int Execute(ParseResult parse)
+    {
+        var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
+        if (parse.GetValue(LogLevelOption) is { } level)
+            _setLogLevel?.Invoke(level);
+        var modules = new List<ModuleArgument>();
+        if (parse.GetValue(Initrd) is { } initrd)
+            modules.Add(new ModuleArgument(initrd.ToString(), null, "--initrd"));
+        foreach (string m in parse.GetValue(Module) ?? [])
+            modules.Add(ModuleArgument.Parse(m));
+        var image = parse.GetValue(Image)!;
+        var request = new RunRequest
         {
-            long length = new FileInfo(path).Length;
-            if (length > Array.MaxLength)
+            ImagePath = image.FullName,
+            ImageName = image.ToString(),
+            MemorySize = parse.GetValue(Memory).Bytes,
+            MaxInstructions = parse.GetValue(MaxInstructions) ?? ulong.MaxValue,
+            Stats = parse.GetValue(Stats),
+            Quiet = parse.GetValue(Quiet),
+            Append = parse.GetValue(Append),
+            Modules = modules,
+            Flat = parse.GetValue(Load),
+            Machine = new MachineOptions
             {
-                err.WriteLine($"hv: {displayName}: the file is {length} bytes, more than hv can load ({Array.MaxLength})");
-                return ExitCodes.UsageOrImageError;
-            }
-            file = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            err.WriteLine($"hv: {displayName}: no such file");
-            return ExitCodes.UsageOrImageError;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            err.WriteLine($"hv: {displayName}: cannot read: {e.Message}");
-            return ExitCodes.UsageOrImageError;
-        }
-
-        MultibootKernel kernel;
-        try
-        {
-            kernel = MultibootKernel.Check(file, memorySize);
-        }
-        catch (ImageException e)
-        {
-            err.WriteLine($"hv: {displayName}: {e.Message}");
-            return ExitCodes.UsageOrImageError;
-        }
-
-        VirtualMachine vm;
-        try
-        {
-            vm = VirtualMachine.Create(memorySize, _console.Serial, options, _logging);
-        }
-        catch (MachineConfigurationException e)
-        {
-            err.WriteLine($"hv: {e.Message}");
-            return ExitCodes.UsageOrImageError;
-        }
-        catch (OutOfMemoryException)
-        {
-            err.WriteLine($"hv: cannot allocate {memorySize} bytes of guest memory; try a smaller --memory");
-            return ExitCodes.UsageOrImageError;
-        }
-
-        using (vm)
-        {
-            vm.Load(kernel);
-            var result = vm.Run(maxInstructions);
-            switch (result.End)
-            {
-                case RunEnd.Shutdown:
-                    err.WriteLine($"hv: guest shutdown: {result.Message}");
-                    break;
-                case RunEnd.Unimplemented:
-                case RunEnd.InternalError:
-                case RunEnd.InstructionLimit:
-                case RunEnd.Stopped:
-                    err.WriteLine($"hv: {result.Message}");
-                    break;
-            }
-            if (stats)
-                vm.Statistics.WriteTo(err);
-            err.Flush();
-            return ExitCodes.For(result);
-        }
+                Vendor = vendor,
+                HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
+                Cpu = parse.GetValue(Cpu),
+                InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
+                Clock = Snapshot.ClockOf(parse),
+            },
+            Snapshot = Snapshot.PlanOf(parse),
+        };
+        return new GuestRunner(_console, _logging).Run(request);
     }
 }

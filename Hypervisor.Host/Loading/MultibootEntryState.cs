@@ -13,7 +13,9 @@ namespace Hypervisor.Host.Loading;
 /// registers are 0. The same state goes into the bare CPU directly or into a vCPU through
 /// KVM_SET_SREGS / KVM_SET_REGS, as a userspace VMM sets it.
 /// </summary>
-public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulong GdtBase)
+/// <remarks><c>--load flat:...,mode=32</c> starts a raw binary in the same state with
+/// <paramref name="Eax"/> and <paramref name="BootInfo"/> 0: no loader information.</remarks>
+public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulong GdtBase, uint Eax = MultibootInfo.BootloaderMagic)
 {
     // Attributes in the VMX access-rights layout: G, D/B, P, S, type (accessed).
     public static Segment Code => new() { Selector = MultibootInfo.CodeSelector, Base = 0, Limit = 0xFFFFFFFF, Attributes = 0xC09B };
@@ -30,7 +32,7 @@ public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulo
     {
         for (int r = 0; r < Gpr.LegacyCount; r++)
             cpu.SetGpr(r, 0);
-        cpu.SetGpr(Gpr.Rax, MultibootInfo.BootloaderMagic);
+        cpu.SetGpr(Gpr.Rax, Eax);
         cpu.SetGpr(Gpr.Rbx, BootInfo);
         cpu.Gdtr = Gdt;
         cpu.Idtr = Idt;
@@ -63,7 +65,7 @@ public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulo
         vcpu.SetSregs(s);
         vcpu.SetRegs(new KvmRegs
         {
-            Rax = MultibootInfo.BootloaderMagic,
+            Rax = Eax,
             Rbx = BootInfo,
             Rip = Entry,
             Rflags = RFlags.Fixed1,

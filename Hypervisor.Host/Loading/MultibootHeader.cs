@@ -18,7 +18,7 @@ public readonly record struct MultibootHeader(
     /// <summary>With the five address fields of the a.out kludge.</summary>
     public const int AoutKludgeSize = 32;
 
-    /// <summary>Bit 0: modules page-aligned. hv loads no modules yet, so it is trivially met.</summary>
+    /// <summary>Bit 0: modules page-aligned. hv always aligns them.</summary>
     public const uint FlagPageAlignModules = 1u << 0;
     /// <summary>Bit 1: mem_* fields required. hv always provides them.</summary>
     public const uint FlagMemoryInfo = 1u << 1;
@@ -35,6 +35,18 @@ public readonly record struct MultibootHeader(
     {
         if (image.Length == 0)
             throw new ImageException("truncated: the file is empty");
+        if (TryFind(image) is { } header)
+            return header;
+        if (image.Length < FixedSize)
+            throw new ImageException($"truncated: the file is {image.Length} bytes, too short to hold a multiboot header");
+        throw new ImageException($"no multiboot header (magic 0x{Magic:x8}, 32-bit aligned) in the first {SearchLimit} bytes");
+    }
+
+    /// <summary>The header, or null when the first 8192 bytes hold no magic value at all (the
+    /// image is not meant to be a multiboot kernel). A header that is there but wrong (bad
+    /// checksum, flags hv cannot honour) is an <see cref="ImageException"/>.</summary>
+    public static MultibootHeader? TryFind(ReadOnlySpan<byte> image)
+    {
         int limit = Math.Min(image.Length, SearchLimit) - FixedSize;
         int badChecksumAt = -1;
         uint badSum = 0;
@@ -54,9 +66,7 @@ public readonly record struct MultibootHeader(
         }
         if (badChecksumAt >= 0)
             throw new ImageException($"multiboot header at file offset 0x{badChecksumAt:x}: bad checksum (magic + flags + checksum = 0x{badSum:x8}, must be 0)");
-        if (image.Length < FixedSize)
-            throw new ImageException($"truncated: the file is {image.Length} bytes, too short to hold a multiboot header");
-        throw new ImageException($"no multiboot header (magic 0x{Magic:x8}, 32-bit aligned) in the first {SearchLimit} bytes");
+        return null;
     }
 
     private static MultibootHeader Parse(ReadOnlySpan<byte> image, int off, uint flags)

@@ -20,9 +20,14 @@ public sealed class MultibootKernel : BootImage
 
     private readonly byte[] _file;
 
-    private MultibootKernel(byte[] file, ImageFormat format, MultibootHeader header, IReadOnlyList<LoadSegment> segments, uint entry, ulong bootInfoArea)
+    private readonly MultibootBootOptions? _boot;
+
+    private MultibootKernel(byte[] file, ImageFormat format, MultibootHeader header, IReadOnlyList<LoadSegment> segments, uint entry,
+        ulong bootInfoArea, MultibootBootOptions? boot, IReadOnlyList<MultibootModuleEntry> modules)
     {
         _file = file;
+        _boot = boot;
+        Modules = modules;
         Format = format;
         Header = header;
         Segments = segments;
@@ -38,12 +43,21 @@ public sealed class MultibootKernel : BootImage
     /// <summary>Base of the boot page (GDT, multiboot information, memory map): the first page after the image.</summary>
     public ulong BootInfoArea { get; }
     public ulong BootInfoAddress => BootInfoArea + MultibootInfo.InfoOffset;
+    /// <summary>Where each module goes, in the order given.</summary>
+    public IReadOnlyList<MultibootModuleEntry> Modules { get; }
+    /// <summary>The command line the kernel gets, or null for none (flags bit 2 clear).</summary>
+    public string? CommandLine => _boot?.CommandLine;
 
-    /// <summary>Parses and checks <paramref name="file"/> for a guest with <paramref name="memorySize"/> bytes of RAM at 0.</summary>
+    /// <summary>Parses and checks <paramref name="file"/> for a guest with <paramref name="memorySize"/>
+    /// bytes of RAM at 0, with the command line and modules of <paramref name="boot"/> (none when null:
+    /// the information structure then has neither).</summary>
     /// <exception cref="ImageException">with a one-line message saying what is wrong and where.</exception>
-    public static MultibootKernel Check(byte[] file, ulong memorySize)
+    public static MultibootKernel Check(byte[] file, ulong memorySize, MultibootBootOptions? boot = null) =>
+        Check(file, MultibootHeader.Find(file), memorySize, boot);
+
+    /// <summary><see cref="Check(byte[], ulong, MultibootBootOptions?)"/> with the header already found.</summary>
+    public static MultibootKernel Check(byte[] file, MultibootHeader header, ulong memorySize, MultibootBootOptions? boot)
     {
-        var header = MultibootHeader.Find(file);
         ImageFormat format;
         IReadOnlyList<LoadSegment> segments;
         ulong entry;
@@ -62,41 +76,37 @@ public sealed class MultibootKernel : BootImage
             entry = elf.PhysicalEntry();
         }
 
-        ulong total = 0;
-        foreach (var s in segments)
-            total += s.MemorySize;
-        if (total > memorySize)
-            throw new ImageException($"image larger than memory: its segments need {total} bytes (0x{total:x}), guest memory is {memorySize} bytes (0x{memorySize:x}); try --memory");
         ulong reach = Math.Min(memorySize, AddressLimit);
-        foreach (var s in segments)
+        SegmentChecks.Check(segments, seg => Describe(format, seg), memorySize, reach, entry);
+        ulong imageEnd = segments.Max(seg => seg.End);
+        ulong area = PageUp(imageEnd);
+        if (boot != null && boot.Modules.Count > MultibootInfo.MaxModules)
+            throw new ImageException($"{boot.Modules.Count} modules: hv passes at most {MultibootInfo.MaxModules}");
+        ulong areaSize = MultibootInfo.AreaSizeFor(boot?.CommandLine, boot == null ? null : PlaceholderEntries(boot));
+        if (area + areaSize > reach)
         {
-            if (s.End > reach || s.End < s.Address)
-                throw new ImageException($"{Describe(format, s)} is outside guest memory [0x0, 0x{reach:x})");
+            ulong pages = areaSize / MultibootInfo.AreaSize;
+            throw new ImageException($"no room for the multiboot information: it goes in the {(pages == 1 ? "page" : $"{pages} pages")} after the image (0x{area:x}), but guest memory ends at 0x{reach:x}; try --memory");
         }
-        var sorted = new List<LoadSegment>(segments);
-        sorted.Sort((a, b) => a.Address.CompareTo(b.Address));
-        for (int k = 1; k < sorted.Count; k++)
+        var modules = new List<MultibootModuleEntry>();
+        ulong next = area + areaSize;
+        for (int k = 0; boot != null && k < boot.Modules.Count; k++)
         {
-            if (sorted[k].Address < sorted[k - 1].End)
-                throw new ImageException($"{Describe(format, sorted[k - 1])} and {Describe(format, sorted[k])} overlap");
+            var m = boot.Modules[k];
+            ulong start = PageUp(next), end = start + (ulong)m.Data.Length;
+            if (end > reach)
+                throw new ImageException($"module {k + 1} ({m.Name}, {m.Data.Length} bytes) does not fit: it goes at [0x{start:x}, 0x{end:x}) after the kernel and its boot information, but guest memory ends at 0x{reach:x}; try --memory");
+            modules.Add(new MultibootModuleEntry(start, end, m.String));
+            next = end;
         }
-        bool entryLoaded = false;
-        foreach (var s in segments)
-            entryLoaded |= entry >= s.Address && entry < s.FileEnd;
-        if (!entryLoaded)
-        {
-            var ranges = new List<string>();
-            foreach (var s in segments)
-                ranges.Add($"[0x{s.Address:x}, 0x{s.FileEnd:x})");
-            throw new ImageException($"entry point 0x{entry:x} is outside the loaded code {string.Join(", ", ranges)}");
-        }
-
-        ulong imageEnd = sorted[^1].End;
-        ulong area = (imageEnd + MultibootInfo.AreaSize - 1) & ~(MultibootInfo.AreaSize - 1);
-        if (area + MultibootInfo.AreaSize > reach)
-            throw new ImageException($"no room for the multiboot information: it goes in the page after the image (0x{area:x}), but guest memory ends at 0x{reach:x}; try --memory");
-        return new MultibootKernel(file, format, header, segments, (uint)entry, area);
+        return new MultibootKernel(file, format, header, segments, (uint)entry, area, boot, modules);
     }
+
+    private static ulong PageUp(ulong a) => (a + MultibootInfo.AreaSize - 1) & ~(MultibootInfo.AreaSize - 1);
+
+    /// <summary>Entries with the right strings, to size the boot area before the modules are placed.</summary>
+    private static List<MultibootModuleEntry> PlaceholderEntries(MultibootBootOptions boot) =>
+        boot.Modules.Select(m => new MultibootModuleEntry(0, 0, m.String)).ToList();
 
     /// <summary>The one range an a.out-kludge image loads (§3.1.3): the file from the header's
     /// offset minus (header_addr - load_addr), up to load_end_addr (0: end of file), then bss.</summary>
@@ -154,18 +164,13 @@ public sealed class MultibootKernel : BootImage
     /// <summary>Copies the segments, zeroes the bss and writes the boot page.</summary>
     public override void WriteInto(PhysicalMemory memory)
     {
-        Span<byte> zeros = stackalloc byte[4096];
-        foreach (var s in Segments)
-        {
-            memory.Write(s.Address, _file.AsSpan((int)s.FileOffset, (int)s.FileSize));
-            // Zero the bss even though fresh guest memory is zero: the loader must not depend on it.
-            for (ulong a = s.FileEnd; a < s.End; a += (ulong)zeros.Length)
-                memory.Write(a, zeros[..(int)Math.Min((ulong)zeros.Length, s.End - a)]);
-        }
+        SegmentWriter.Write(memory, _file, Segments);
         ulong memorySize = 0;
         foreach (var slot in memory.Slots)
             if (!Hypervisor.Core.X86.Mmu.TdpMmu.IsPrivate(slot.GuestBase)) // the MMU's tables are not guest RAM
                 memorySize = Math.Max(memorySize, slot.GuestEnd);
-        memory.Write(BootInfoArea, MultibootInfo.Build(BootInfoArea, memorySize));
+        memory.Write(BootInfoArea, MultibootInfo.Build(BootInfoArea, memorySize, _boot?.CommandLine, _boot == null ? null : Modules));
+        for (int k = 0; k < Modules.Count; k++)
+            memory.Write(Modules[k].Start, _boot!.Modules[k].Data);
     }
 }

@@ -56,7 +56,7 @@ public sealed class BareMachine : VirtualMachine
             switch (exit.Reason)
             {
                 case CpuExitReason.InstructionLimit:
-                    Com1.Flush();
+                    Housekeeping();
                     continue;
                 case CpuExitReason.Io:
                     Statistics.CountExit(exit.Reason);

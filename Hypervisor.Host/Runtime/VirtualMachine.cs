@@ -18,8 +18,12 @@ namespace Hypervisor.Host.Runtime;
 /// </summary>
 public abstract partial class VirtualMachine : IDisposable
 {
-    /// <summary>Instructions per run of the processor between host housekeeping (serial flush; later progress).</summary>
+    /// <summary>Instructions per run of the processor between host housekeeping (serial flush, progress).</summary>
     public ulong SliceInstructions { get; set; } = 1UL << 24;
+
+    /// <summary>Called on the run loop's thread at the end of every slice, after the serial flush
+    /// (the progress display reads <see cref="InstructionsRetired"/> here).</summary>
+    public Action<VirtualMachine>? SliceEnded { get; set; }
 
     private protected readonly ILogger _log;
 
@@ -90,6 +94,13 @@ public abstract partial class VirtualMachine : IDisposable
 
     /// <summary>Where the guest is, for messages: "cs:rip 0008:100020".</summary>
     private protected abstract string Where();
+
+    /// <summary>The host's work between slices: flush the serial output, report progress.</summary>
+    private protected void Housekeeping()
+    {
+        Com1.Flush();
+        SliceEnded?.Invoke(this);
+    }
 
     private protected RunResult LimitReached(ulong maxInstructions) =>
         new(RunEnd.InstructionLimit, Message: $"instruction limit of {maxInstructions} reached at {Where()}");

@@ -62,15 +62,17 @@ public sealed partial class ManagedVm : IDisposable
     public ulong Instructions => _machine.InstructionsRetired;
 
     /// <summary>Reads the image, checks it against the memory size, builds the machine and loads the
-    /// image into it, as <c>hv run</c> does before running. Any problem is a
+    /// image into it, as <c>hv run IMAGE [--append ...]</c> does before running. Any problem is a
     /// <see cref="VmRequestException"/> naming the field at fault, and nothing is left behind.</summary>
     public static ManagedVm Create(string id, VmSpec spec, ServiceOptions options, ILoggerFactory logging)
     {
         byte[] file = ReadImage(spec.Image);
-        MultibootKernel kernel;
+        BootImage image;
         try
         {
-            kernel = MultibootKernel.Check(file, spec.Memory);
+            // As hv run loads it: a multiboot kernel (its command line the image's path, then
+            // append), or an ELF64 kernel started in 64-bit mode.
+            image = BootImageLoader.Load(file, spec.Memory, new LoadOptions { Name = spec.Image, Append = spec.Append });
         }
         catch (ImageException e)
         {
@@ -93,7 +95,7 @@ public sealed partial class ManagedVm : IDisposable
         }
         try
         {
-            machine.Load(kernel);
+            machine.Load(image);
         }
         catch
         {
@@ -189,6 +191,26 @@ public sealed partial class ManagedVm : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="read"/> on the machine while the guest is held: paused or
+    /// stopped, and kept so until it returns (no action can run meanwhile). False with the reason in
+    /// other states.</summary>
+    public bool TryInspect<T>(Func<VirtualMachine, T> read, out T result, out string conflict)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_state is not (VmState.Paused or VmState.Stopped))
+            {
+                result = default!;
+                conflict = $"VM {Id} is {VmStates.Name(_state)}: only a paused or stopped VM can be inspected" + ActionHint(_state);
+                return false;
+            }
+            result = read(_machine);
+            conflict = "";
+            return true;
+        }
+    }
+
     private static string ActionHint(VmState state) => state switch
     {
         VmState.Created => " (start it first)",
@@ -231,8 +253,8 @@ public sealed partial class ManagedVm : IDisposable
                     }
                     if (_request == Request.Stop)
                     {
-                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         LogStoppedByHost(Id, Instructions);
+                        Finish(new RunResult(RunEnd.Stopped, Message: "stopped by the host"), VmState.Stopped);
                         return;
                     }
                 }
@@ -240,21 +262,22 @@ public sealed partial class ManagedVm : IDisposable
                 if (result.End == RunEnd.InstructionLimit)
                     continue;
                 bool failed = result.End is not (RunEnd.Halted or RunEnd.DebugExit);
+                // Logged before the state shows it, so whoever sees the end finds it in the log.
+                if (failed)
+                    LogFailed(Id, VmEndStatus.Of(result).Reason, result.Message ?? "", Instructions);
+                else
+                    LogExit(Id, VmEndStatus.Of(result).Reason, ExitCodes.For(result), Instructions);
                 lock (_gate)
                     Finish(result, failed ? VmState.Failed : VmState.Stopped);
-                if (failed)
-                    LogFailed(Id, result.End, result.Message ?? "", Instructions);
-                else
-                    LogExit(Id, result.End, ExitCodes.For(result), Instructions);
                 return;
             }
         }
         catch (Exception e)
         {
             // A bug in the machine must end this VM only, never the service.
+            LogCrashed(e, Id);
             lock (_gate)
                 Finish(new RunResult(RunEnd.InternalError, Message: $"internal error: {e.Message}"), VmState.Failed);
-            LogCrashed(e, Id);
         }
     }
 
@@ -307,10 +330,10 @@ public sealed partial class ManagedVm : IDisposable
     private partial void LogStoppedByHost(string vmId, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "VM {VmId} exit {Reason} (status {Status}) after {Instructions} instructions")]
-    private partial void LogExit(string vmId, RunEnd reason, int status, ulong instructions);
+    private partial void LogExit(string vmId, string reason, int status, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} exit {Reason}: {Detail} after {Instructions} instructions")]
-    private partial void LogFailed(string vmId, RunEnd reason, string detail, ulong instructions);
+    private partial void LogFailed(string vmId, string reason, string detail, ulong instructions);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "VM {VmId} failed with an internal error; the other VMs go on")]
     private partial void LogCrashed(Exception e, string vmId);

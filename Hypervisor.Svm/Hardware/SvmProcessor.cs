@@ -73,6 +73,10 @@ public sealed partial class SvmProcessor
         VmExit(vmcb, exit);
     }
 
+    /// <summary>Forgets which VMCB was loaded last, so the next VMRUN loads every state group
+    /// whatever the clean bits say (after a snapshot restore rewrote the VMCB and the processor).</summary>
+    public void ForgetLoadedVmcb() => _lastVmcb = null;
+
     /// <summary>Observability real hardware lacks: whether the last VMRUN cleared the RAP (CLEAR_RAP)
     /// and how many RAP entries the guest could use (32, or all with ALLOW_LARGER_RAP).</summary>
     public bool LastVmrunClearedRap { get; private set; }

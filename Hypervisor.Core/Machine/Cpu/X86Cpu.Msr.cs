@@ -1,5 +1,14 @@
 namespace Hypervisor.Core.Machine.Cpu;
 
+/// <summary>What the time-stamp counter (and every timer derived from it) advances with.</summary>
+public enum TscClock
+{
+    /// <summary>One tick per retired instruction: deterministic, the default.</summary>
+    Instructions,
+    /// <summary>The host's monotonic clock in nanoseconds: real time, not reproducible.</summary>
+    Host,
+}
+
 /// <summary>RDMSR/WRMSR on the bare machine: unknown MSRs and reserved bits raise #GP(0).</summary>
 public sealed unsafe partial class X86Cpu
 {
@@ -39,7 +48,7 @@ public sealed unsafe partial class X86Cpu
     {
         switch (index)
         {
-            case MsrIndex.Tsc: TscOffset = (long)(value - (InstructionsRetired + (ulong)blockIndex)); return true;
+            case MsrIndex.Tsc: TscOffset = (long)(value - (TscAt(blockIndex) - (ulong)TscOffset)); return true;
             case MsrIndex.Efer: return WriteEfer(value);
             case MsrIndex.Star: Msr.Star = value; return true;
             case MsrIndex.Lstar when IsCanonical(value): Msr.Lstar = value; return true;
@@ -74,9 +83,19 @@ public sealed unsafe partial class X86Cpu
         return true;
     }
 
-    /// <summary>The TSC: retired instructions plus the offset IA32_TSC writes set (deterministic time).</summary>
-    public ulong Tsc => InstructionsRetired + (ulong)TscOffset;
+    /// <summary>The TSC: retired instructions plus the offset IA32_TSC writes set (deterministic time),
+    /// or with <see cref="TscClock.Host"/> the host's monotonic clock in nanoseconds plus that offset.</summary>
+    public ulong Tsc => TscAt(0);
+
+    /// <summary>What the TSC counts. Retired instructions by default, so two runs of one guest are
+    /// bit-identical (QEMU's <c>-icount</c>); host time only when asked for (<c>hv run --clock host</c>).</summary>
+    public TscClock Clock { get; set; } = TscClock.Instructions;
 
     /// <summary>The TSC as the instruction at <paramref name="blockIndex"/> in the running block sees it.</summary>
-    internal ulong TscAt(int blockIndex) => InstructionsRetired + (ulong)blockIndex + (ulong)TscOffset;
+    internal ulong TscAt(int blockIndex) => Clock == TscClock.Instructions
+        ? InstructionsRetired + (ulong)blockIndex + (ulong)TscOffset
+        : HostNanoseconds() + (ulong)TscOffset;
+
+    private static ulong HostNanoseconds() =>
+        (ulong)(System.Diagnostics.Stopwatch.GetTimestamp() * (1_000_000_000.0 / System.Diagnostics.Stopwatch.Frequency));
 }

@@ -13,6 +13,10 @@ public enum RapDomain : byte
 /// <summary>One predicted return address and the domain that pushed it.</summary>
 public readonly record struct RapEntry(ulong ReturnAddress, RapDomain Domain);
 
+/// <summary>The predictor's counters (see <see cref="ReturnAddressPredictor"/>).</summary>
+public readonly record struct RapCounters(long Calls, long Returns, long Predictions, long Mispredictions, long Underflows,
+    long CrossDomainUses, long ReverseDomainUses, long Clears, long TagMismatches);
+
 /// <summary>
 /// The return address predictor (AMD's RAP, Intel's RSB): CALL pushes the return address, RET
 /// pops the newest entry and predicts it. A circular stack: when full, a push overwrites the
@@ -155,6 +159,28 @@ public sealed class ReturnAddressPredictor
         for (int k = _count; k > 0; k--)
             list.Add(_entries[(_top - k + Capacity * 2) % Capacity]);
         return list;
+    }
+
+    /// <summary>The counters in one record, in the order snapshots list them.</summary>
+    public RapCounters Counters => new(Calls, Returns, Predictions, Mispredictions, Underflows, CrossDomainUses, ReverseDomainUses, Clears, TagMismatches);
+
+    /// <summary>Snapshot restore: capacity, entries (oldest first) and counters exactly as captured.
+    /// Only the order of entries matters to the predictor, so the circular position is not kept.</summary>
+    public void Restore(int capacity, bool tagged, IReadOnlyList<RapEntry> entries, RapCounters counters)
+    {
+        if (capacity < 1 || capacity > PhysicalEntries)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"RAP capacity must be 1..{PhysicalEntries}");
+        if (entries.Count > capacity)
+            throw new ArgumentException($"RAP: {entries.Count} entries do not fit a capacity of {capacity}");
+        Capacity = capacity;
+        Tagged = tagged;
+        Array.Clear(_entries);
+        _top = _count = 0;
+        foreach (var e in entries)
+            Push(e);
+        (Calls, Returns, Predictions, Mispredictions, Underflows, CrossDomainUses, ReverseDomainUses, Clears, TagMismatches) =
+            (counters.Calls, counters.Returns, counters.Predictions, counters.Mispredictions, counters.Underflows,
+             counters.CrossDomainUses, counters.ReverseDomainUses, counters.Clears, counters.TagMismatches);
     }
 
     public void ResetCounters()

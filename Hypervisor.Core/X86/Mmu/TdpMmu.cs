@@ -3,6 +3,12 @@ using Hypervisor.Core.Machine.Virtualization;
 
 namespace Hypervisor.Core.X86.Mmu;
 
+/// <summary>One leaf of the nested tables: the guest physical page, its size and the entry.</summary>
+public readonly record struct TdpLeaf(ulong Gpa, ulong Size, ulong Entry);
+
+/// <summary>The TDP MMU's counters.</summary>
+public readonly record struct TdpCounters(long FaultsHandled, long MmioFaults, long SmallPagesMapped, long LargePagesMapped, long Zaps);
+
 /// <summary>
 /// KVM's TDP MMU for one VM: the nested (second-stage) tables, built on demand as the guest
 /// touches its memory. Guest physical addresses map to the same host physical addresses (the
@@ -184,6 +190,90 @@ public sealed unsafe class TdpMmu
                 table = e & FrameMask;
             }
             return 0;
+        }
+    }
+
+    /// <summary>Every leaf entry in guest physical order, with the page size it maps (snapshots).</summary>
+    public IReadOnlyList<TdpLeaf> ExportLeaves()
+    {
+        lock (_gate)
+        {
+            var leaves = new List<TdpLeaf>();
+            Collect(Root, 0, 39, leaves);
+            return leaves;
+        }
+    }
+
+    private void Collect(ulong table, ulong gpaBase, int shift, List<TdpLeaf> leaves)
+    {
+        for (ulong i = 0; i < 512; i++)
+        {
+            ulong e = ((ulong*)HostOf(table))[i];
+            if ((e & _present) == 0)
+                continue;
+            ulong gpa = gpaBase | (i << shift);
+            if (shift == 12 || (e & PS) != 0)
+                leaves.Add(new TdpLeaf(gpa, 1UL << shift, e));
+            else
+                Collect(e & FrameMask, gpa, shift - 9, leaves);
+        }
+    }
+
+    /// <summary>The counters, for snapshots.</summary>
+    public TdpCounters Counters
+    {
+        get
+        {
+            lock (_gate)
+                return new TdpCounters(FaultsHandled, MmioFaults, SmallPagesMapped, LargePagesMapped, Zaps);
+        }
+    }
+
+    /// <summary>Checks leaves read from a snapshot without changing anything; returns why they are unusable, or null.</summary>
+    public string? CheckLeaves(IReadOnlyList<TdpLeaf> leaves)
+    {
+        foreach (var l in leaves)
+        {
+            if (l.Size != PageSize && l.Size != LargePageSize)
+                return $"leaf at 0x{l.Gpa:x} maps 0x{l.Size:x} bytes (4 KiB or 2 MiB pages only)";
+            if ((l.Gpa & (l.Size - 1)) != 0 || (l.Entry & _present) == 0 || IsPrivate(l.Gpa) || l.Gpa >= 1UL << 48)
+                return $"leaf at 0x{l.Gpa:x} is misaligned, not present or outside guest physical space";
+            if ((l.Size == LargePageSize) != ((l.Entry & PS) != 0))
+                return $"leaf at 0x{l.Gpa:x}: the PS bit does not match its size";
+        }
+        return null;
+    }
+
+    /// <summary>Snapshot restore: the tables become exactly <paramref name="leaves"/> (checked with
+    /// <see cref="CheckLeaves"/>) and the counters <paramref name="counters"/>. The vCPUs are asked to
+    /// flush their TLBs.</summary>
+    public void Import(IReadOnlyList<TdpLeaf> leaves, TdpCounters counters)
+    {
+        Zap();
+        lock (_gate)
+        {
+            foreach (var l in leaves)
+                InstallExact(l);
+            (FaultsHandled, MmioFaults, SmallPagesMapped, LargePagesMapped, Zaps) =
+                (counters.FaultsHandled, counters.MmioFaults, counters.SmallPagesMapped, counters.LargePagesMapped, counters.Zaps);
+        }
+    }
+
+    private void InstallExact(TdpLeaf leaf)
+    {
+        int leafShift = leaf.Size == LargePageSize ? 21 : 12;
+        ulong table = Root;
+        for (int shift = 39; ; shift -= 9)
+        {
+            ulong* e = Entry(table, leaf.Gpa, shift);
+            if (shift == leafShift)
+            {
+                *e = leaf.Entry;
+                return;
+            }
+            if ((*e & _present) == 0)
+                *e = AllocateTable() | _table;
+            table = *e & FrameMask;
         }
     }
 

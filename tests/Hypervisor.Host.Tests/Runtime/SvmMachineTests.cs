@@ -67,8 +67,13 @@ public class SvmMachineTests
         vm.Dispose();
         Assert.That(w.ToString(), Does.Match(
             "^instructions retired: 1\nwall time: \\d+\\.\\d{3} s\nMIPS: \\d+\\.\\d\n"
-            + "exits to userspace: KVM_EXIT_IO 1, KVM_EXIT_HLT 1\n"
-            + "svm exits: VMEXIT_CPUID 2, VMEXIT_HLT 1, VMEXIT_IOIO 1, VMEXIT_NPF 1\n$"));
+            + "exit reason   count  kind\n"
+            + "KVM_EXIT_IO       1  to userspace\n"
+            + "KVM_EXIT_HLT      1  to userspace\n"
+            + "VMEXIT_CPUID      2  svm exit\n"
+            + "VMEXIT_HLT        1  svm exit\n"
+            + "VMEXIT_IOIO       1  svm exit\n"
+            + "VMEXIT_NPF        1  svm exit\n$"));
     }
 
     [Test]
