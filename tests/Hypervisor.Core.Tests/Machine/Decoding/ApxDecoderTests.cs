@@ -286,6 +286,22 @@ public class ApxDecoderTests
         Assert.That(m.Cpu.BlockTranslations - translations, Is.EqualTo(1));
     }
 
+    [TestCase(1, TestName = "Rex2_PayloadOnNextPage_Decoded")]
+    [TestCase(3, TestName = "Rex2_ModrmOnNextPage_Decoded")]
+    public void Rex2_InstructionCrossingAPage_Decoded(int bytesOnFirstPage)
+    {
+        using var m = Apx();
+        ulong at = GuestMachine.CodeBase + 0x1000 - (ulong)bytesOnFirstPage;
+        m.Memory.Write(at, new byte[] { 0xD5, 0x18, 0x89, 0xC0, 0xF4 }); // mov r16, rax; hlt
+        var exit = m.Run(a =>
+        {
+            a.mov(eax, 77);
+            a.jmp(at);
+        });
+        AssertHalted(m, exit);
+        Assert.That(m.Cpu.GetExtendedGpr(16), Is.EqualTo(77));
+    }
+
     [Test]
     public void D5_In32BitMode_IsAadEvenWithApxEnabled()
     {
