@@ -97,11 +97,16 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public void LoadGuestXsaveState()
     {
         _hostXcr0 = Cpu.Xcr0;
-        Cpu.Xcr0 = Xcr0;
+        if (_hostXcr0 != Xcr0)
+            Cpu.SwitchXcr0(Xcr0);
     }
 
     /// <summary>kvm_load_host_xsave_state: right after the exit the host's XCR0 is back.</summary>
-    public void LoadHostXsaveState() => Cpu.Xcr0 = _hostXcr0;
+    public void LoadHostXsaveState()
+    {
+        if (Cpu.Xcr0 != _hostXcr0)
+            Cpu.SwitchXcr0(_hostXcr0);
+    }
 
     private VcpuRequest _requests;
     public VcpuRequest PendingRequests => _requests;
@@ -217,6 +222,9 @@ public sealed class ExitStatistics
     }
 
     public long TotalVendorExits => _byVendor.Sum();
+
+    /// <summary>Exits to userspace so far (every return from <see cref="Vcpu.Run"/>).</summary>
+    public long TotalExits => _byReason.Sum();
 
     /// <summary>Non-zero counts by KVM reason number, ascending (snapshots).</summary>
     public IEnumerable<(int Reason, long Count)> ReasonCounts()

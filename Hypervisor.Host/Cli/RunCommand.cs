@@ -79,7 +79,7 @@ public sealed class RunCommand : Command
 
     public Option<bool> Stats { get; } = new("--stats")
     {
-        Description = "Print instructions retired, wall time, MIPS and exits by kind to stderr",
+        Description = "Print instructions retired, wall time and MIPS, then a table of exits by reason, to stderr",
     };
 
     public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
@@ -99,6 +99,8 @@ public sealed class RunCommand : Command
         Description = "cr3,invpcid: intercept MOV to CR3 and INVPCID even with nested paging, so the hypervisor emulates them",
         HelpName = "cr3,invpcid",
     };
+
+    public SnapshotRunOptions Snapshot { get; } = new();
 
     public RunCommand(HostConsole console, ILoggerFactory logging, Action<LogLevel>? setLogLevel = null)
         : base("run", "Load a kernel and run it; the guest's COM1 goes to stdout")
@@ -120,6 +122,7 @@ public sealed class RunCommand : Command
         Options.Add(Load);
         Options.Add(Quiet);
         Options.Add(LogLevelOption);
+        Snapshot.AddTo(this, withClock: true);
         Intercept.Validators.Add(r =>
         {
             if (!TryParseIntercepts(r.GetValueOrDefault<string?>() ?? "", out _, out string error))
@@ -206,11 +209,6 @@ public sealed class RunCommand : Command
     private int Execute(ParseResult parse)
     {
         var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
-        if (vendor == VendorKind.Vmx)
-        {
-            _console.Error.WriteLine($"hv: --vendor vmx: {VendorKinds.VmxNotImplemented}");
-            return ExitCodes.UsageOrImageError;
-        }
         if (parse.GetValue(LogLevelOption) is { } level)
             _setLogLevel?.Invoke(level);
         var modules = new List<ModuleArgument>();
@@ -233,10 +231,12 @@ public sealed class RunCommand : Command
             Machine = new MachineOptions
             {
                 Vendor = vendor,
-                HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu)!),
+                HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
                 Cpu = parse.GetValue(Cpu),
                 InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
+                Clock = Snapshot.ClockOf(parse),
             },
+            Snapshot = Snapshot.PlanOf(parse),
         };
         return new GuestRunner(_console, _logging).Run(request);
     }

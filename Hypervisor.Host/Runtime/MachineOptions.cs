@@ -1,3 +1,4 @@
+using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Models;
 
 namespace Hypervisor.Host.Runtime;
@@ -7,7 +8,7 @@ public enum VendorKind
 {
     /// <summary>A VM under the SVM module (kvm-amd on AMD-V): the default.</summary>
     Svm,
-    /// <summary>A VM under the VMX module (kvm-intel on VT-x): not implemented yet (issue 4).</summary>
+    /// <summary>A VM under the VMX module (kvm-intel on VT-x), on an Intel host CPU model.</summary>
     Vmx,
     /// <summary>The bare machine: the software CPU runs the guest itself, no hypervisor. For
     /// comparison and debugging.</summary>
@@ -34,8 +35,9 @@ public static class VendorKinds
         _ => null,
     };
 
-    /// <summary>What hv answers for a vendor that has no module yet.</summary>
-    public const string VmxNotImplemented = "the VMX vendor module is not implemented yet (issue 4)";
+    /// <summary>The host CPU model a vendor runs on unless <c>--host-cpu</c> says otherwise: the
+    /// AMD model for SVM (and the bare machine), the Intel APX model for VMX.</summary>
+    public static HostCpuModel DefaultHostCpu(VendorKind v) => v == VendorKind.Vmx ? HostCpuModel.DefaultIntel : HostCpuModel.Default;
 }
 
 /// <summary>How to build the machine a guest runs on (the <c>hv run</c> options after parsing).</summary>
@@ -43,12 +45,22 @@ public sealed record MachineOptions
 {
     public VendorKind Vendor { get; init; } = VendorKind.Svm;
 
+    /// <summary>Options for <paramref name="vendor"/> on its default host CPU model.</summary>
+    public static MachineOptions ForVendor(VendorKind vendor) => new() { Vendor = vendor, HostCpu = VendorKinds.DefaultHostCpu(vendor) };
+
     /// <summary>The emulated hardware.</summary>
     public HostCpuModel HostCpu { get; init; } = HostCpuModel.Default;
 
     /// <summary>Edits of the guest CPUID (<c>--cpu</c>); null is <c>-cpu host</c> unedited.
     /// Only a hypervisor vendor gives its guest a CPUID table.</summary>
     public CpuSpec? Cpu { get; init; }
+
+    /// <summary>The guest CPUID table exactly (a restored snapshot's); when set, <see cref="Cpu"/> is not used.</summary>
+    public IReadOnlyList<CpuidEntry>? ExactCpuid { get; init; }
+
+    /// <summary>What the TSC counts (<c>--clock instructions|host</c>): retired instructions by
+    /// default, so runs are reproducible.</summary>
+    public TscClock Clock { get; init; } = TscClock.Instructions;
 
     /// <summary>VmOptions.InterceptCr3AndInvpcid (<c>--intercept cr3,invpcid</c>).</summary>
     public bool InterceptCr3AndInvpcid { get; init; }
