@@ -66,6 +66,26 @@ public class ManagedVmTests(VendorKind vendor)
     }
 
     [Test]
+    public void PausedAndResumedOften_EndsExactlyAsAnUninterruptedRun()
+    {
+        string image = Path.Combine(Support.RepositoryPaths.SampleImages, "flow64.bin");
+        var reference = Support.TestMachines.RunImage(new MachineOptions { Vendor = vendor }, File.ReadAllBytes(image), memory: 16 << 20);
+        using var vm = Create(image);
+        vm.TryAct(VmAction.Start, out _);
+        int pauses = 0;
+        while (vm.TryAct(VmAction.Pause, out _))
+        {
+            pauses++;
+            vm.TryAct(VmAction.Resume, out _);
+        }
+        WaitFor(() => VmStates.IsFinal(vm.State), "the guest to end");
+        Assert.That(vm.End, Is.EqualTo(reference.Result));
+        Assert.That(vm.Instructions, Is.EqualTo(reference.Stats.InstructionsRetired));
+        Assert.That(vm.Serial.ToArray(), Is.EqualTo(reference.Serial));
+        Assert.That(pauses, Is.GreaterThan(0), "the guest ended before the first pause");
+    }
+
+    [Test]
     public void ActionInTheWrongState_IsRefusedWithTheReason()
     {
         using var vm = Create(_guests.Forever);
