@@ -8,6 +8,7 @@ namespace Hypervisor.Host.Tests.Runtime;
 /// <summary><see cref="VirtualMachine.RequestStop"/> from another thread: the run ends early with
 /// RunEnd.Stopped and the guest goes on from there at the next run.</summary>
 [TestFixture(VendorKind.Svm)]
+[TestFixture(VendorKind.Vmx)]
 [TestFixture(VendorKind.Bare)]
 public class VirtualMachineStopTests(VendorKind vendor)
 {
@@ -25,7 +26,7 @@ public class VirtualMachineStopTests(VendorKind vendor)
     public void RequestStop_EndsTheRunLongBeforeItsSliceAndTheGuestGoesOn()
     {
         // One slice would take minutes: only the request can end the run in time.
-        using var vm = TestMachines.Create(vendor, Mem, Stream.Null, slice: 1UL << 40);
+        using var vm = TestMachines.Create(MachineOptions.ForVendor(vendor), Mem, Stream.Null, slice: 1UL << 40);
         vm.Load(MultibootKernel.Check(Forever, Mem));
         var run = Task.Run(() => vm.Run());
         SpinWait.SpinUntil(() => vm.InstructionsRetired > 10_000, TimeSpan.FromSeconds(20));
@@ -43,7 +44,7 @@ public class VirtualMachineStopTests(VendorKind vendor)
     [Test]
     public void RequestStop_BetweenRuns_EndsTheNextRunEarly()
     {
-        using var vm = TestMachines.Create(vendor, Mem, Stream.Null, slice: 5000);
+        using var vm = TestMachines.Create(MachineOptions.ForVendor(vendor), Mem, Stream.Null, slice: 5000);
         vm.Load(MultibootKernel.Check(Forever, Mem));
         vm.RequestStop();
         var r = vm.Run(1_000_000);
