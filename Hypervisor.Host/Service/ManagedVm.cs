@@ -16,7 +16,7 @@ namespace Hypervisor.Host.Service;
 /// </summary>
 public sealed partial class ManagedVm : IDisposable
 {
-    /// <summary>How long an action waits for the VM's thread to reach a slice boundary.</summary>
+    /// <summary>How long an action waits for the VM's thread to stop the guest.</summary>
     private static readonly TimeSpan ActionTimeout = TimeSpan.FromSeconds(10);
 
     private enum Request { Run, Pause, Stop }
@@ -168,7 +168,7 @@ public sealed partial class ManagedVm : IDisposable
                     if (!WaitWhile(() => _state == VmState.Running) || _state != VmState.Paused)
                     {
                         conflict = _state == VmState.Running
-                            ? $"VM {Id} did not reach a slice boundary within {ActionTimeout.TotalSeconds} s"
+                            ? $"VM {Id} did not stop within {ActionTimeout.TotalSeconds} s"
                             : $"VM {Id} {VmStates.Name(_state)} before it could be paused ({_end})";
                         return false;
                     }
@@ -184,7 +184,7 @@ public sealed partial class ManagedVm : IDisposable
                     Monitor.PulseAll(_gate);
                     if (!WaitWhile(() => !VmStates.IsFinal(_state)))
                     {
-                        conflict = $"VM {Id} did not reach a slice boundary within {ActionTimeout.TotalSeconds} s";
+                        conflict = $"VM {Id} did not stop within {ActionTimeout.TotalSeconds} s";
                         return false;
                     }
                     break;
