@@ -70,7 +70,7 @@ public static partial class VcpuSnapshot
         var rap = ReadRap(r.Object("rap"), vcpu.Cpu.Rap);
         var (requests, hasRun, lastExit, completion) = ReadEvents(r.Object("events"));
         var exits = ReadExits(r.Object("exits"));
-        var tdp = ReadTdp(r, vcpu.Vm.Mmu != null);
+        var tdp = ReadTdp(r, vcpu.Vm.Mmu);
 
         if (!r.Has(vendor.Section))
             throw new SnapshotException($"{vendor.Section}: missing (the {vcpu.Ops.Name} vendor's section)");
@@ -233,10 +233,10 @@ public static partial class VcpuSnapshot
         return ((VcpuRequest)requests, r.Bool("hasRun"), exit, completion);
     }
 
-    private static (List<Hypervisor.Core.X86.Mmu.TdpLeaf> Leaves, Hypervisor.Core.X86.Mmu.TdpCounters Counters)? ReadTdp(SnapshotReader r, bool vmHasTdp)
+    private static (List<Hypervisor.Core.X86.Mmu.TdpLeaf> Leaves, Hypervisor.Core.X86.Mmu.TdpCounters Counters)? ReadTdp(SnapshotReader r, Hypervisor.Core.X86.Mmu.TdpMmu? mmu)
     {
         bool has = r.Node["tdp"] != null;
-        if (has != vmHasTdp)
+        if (has != (mmu != null))
             throw new SnapshotException(has ? "tdp: the snapshot has nested-paging tables, this VM does not use nested paging" : "tdp: missing (this VM uses nested paging)");
         if (!has)
             return null;
@@ -248,7 +248,7 @@ public static partial class VcpuSnapshot
             var e = SnapshotReader.Element(a, i, "tdp.leaves");
             leaves.Add(new(e.Hex("gpa"), e.Hex("size"), e.Hex("entry")));
         }
-        string? why = Hypervisor.Core.X86.Mmu.TdpMmu.CheckLeaves(leaves);
+        string? why = mmu!.CheckLeaves(leaves);
         if (why != null)
             throw new SnapshotException($"tdp.leaves: {why}");
         var counters = new Hypervisor.Core.X86.Mmu.TdpCounters(t.Number("faultsHandled"), t.Number("mmioFaults"),

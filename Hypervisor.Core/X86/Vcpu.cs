@@ -223,6 +223,9 @@ public sealed class ExitStatistics
 
     public long TotalVendorExits => _byVendor.Sum();
 
+    /// <summary>Exits to userspace so far (every return from <see cref="Vcpu.Run"/>).</summary>
+    public long TotalExits => _byReason.Sum();
+
     /// <summary>Non-zero counts by KVM reason number, ascending (snapshots).</summary>
     public IEnumerable<(int Reason, long Count)> ReasonCounts()
     {

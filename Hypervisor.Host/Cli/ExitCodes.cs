@@ -25,12 +25,15 @@ public static class ExitCodes
     /// <summary>The --max-instructions budget ran out before the guest stopped.</summary>
     public const int InstructionLimit = 6;
 
+    /// <summary><c>hv snapshot diff</c>: the two snapshots differ.</summary>
+    public const int SnapshotsDiffer = 8;
+
     /// <summary>(v &lt;&lt; 1) | 1 for a write of v to isa-debug-exit, as QEMU exits.</summary>
     public static int DebugExit(uint value) => Devices.DebugExit.StatusFor(value);
 
     public static int For(RunResult result) => result.End switch
     {
-        RunEnd.Halted => Halted,
+        RunEnd.Halted or RunEnd.SnapshotPoint => Halted,
         RunEnd.DebugExit => DebugExit(result.DebugExitValue),
         RunEnd.Shutdown => Shutdown,
         RunEnd.InstructionLimit => InstructionLimit,
@@ -40,12 +43,14 @@ public static class ExitCodes
     public const string HelpText =
         """
         Exit status:
-          0          the guest halted (HLT with interrupts disabled and nothing pending)
+          0          the guest halted (HLT with interrupts disabled and nothing pending), or the run
+                     stopped at --snapshot-at-exit N and wrote its snapshot
           (v<<1)|1   the guest wrote v to isa-debug-exit (port 0xf4), as QEMU exits; the shell sees the low 8 bits
           2          bad command line, or an image that cannot be read or loaded (nothing ran)
           3          the guest shut down (triple fault); the reason is on stderr
           4          unimplemented instruction or internal error; the report is on stderr
           5          hv serve: the service failed (socket in use or not creatable); bad configuration is 2
           6          the --max-instructions budget ran out before the guest stopped
+          8          hv snapshot diff: the snapshots differ
         """;
 }

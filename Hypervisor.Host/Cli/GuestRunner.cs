@@ -78,6 +78,8 @@ public sealed class GuestRunner(HostConsole console, ILoggerFactory logging)
                 err.WriteLine($"hv: {request.ImageName}: cannot start the {image.Description}: {e.Message}");
                 return ExitCodes.UsageOrImageError;
             }
+            if (!SnapshotRunOptions.Prepare(vm, request.Snapshot, err))
+                return ExitCodes.UsageOrImageError;
             RunProgress? progress = null;
             if (console.ErrorIsTerminal && !request.Quiet)
             {
@@ -107,8 +109,9 @@ public sealed class GuestRunner(HostConsole console, ILoggerFactory logging)
             }
             if (request.Stats)
                 vm.Statistics.WriteTo(err);
+            int? failed = SnapshotRunOptions.Finish(vm, request.Snapshot, err);
             err.Flush();
-            return ExitCodes.For(result);
+            return failed ?? ExitCodes.For(result);
         }
     }
 

@@ -19,6 +19,8 @@ public static class HvCommandLine
         root.Subcommands.Add(new BenchCommand(console, logging));
         root.Subcommands.Add(new CapsCommand(console));
         root.Subcommands.Add(new ServeCommand(console));
+        root.Subcommands.Add(new RestoreCommand(console, logging));
+        root.Subcommands.Add(new SnapshotCommand(console));
         return root;
     }
 

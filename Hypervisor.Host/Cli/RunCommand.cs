@@ -100,6 +100,8 @@ public sealed class RunCommand : Command
         HelpName = "cr3,invpcid",
     };
 
+    public SnapshotRunOptions Snapshot { get; } = new();
+
     public RunCommand(HostConsole console, ILoggerFactory logging, Action<LogLevel>? setLogLevel = null)
         : base("run", "Load a kernel and run it; the guest's COM1 goes to stdout")
     {
@@ -120,6 +122,7 @@ public sealed class RunCommand : Command
         Options.Add(Load);
         Options.Add(Quiet);
         Options.Add(LogLevelOption);
+        Snapshot.AddTo(this, withClock: true);
         Intercept.Validators.Add(r =>
         {
             if (!TryParseIntercepts(r.GetValueOrDefault<string?>() ?? "", out _, out string error))
@@ -231,7 +234,9 @@ public sealed class RunCommand : Command
                 HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
                 Cpu = parse.GetValue(Cpu),
                 InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
+                Clock = Snapshot.ClockOf(parse),
             },
+            Snapshot = Snapshot.PlanOf(parse),
         };
         return new GuestRunner(_console, _logging).Run(request);
     }

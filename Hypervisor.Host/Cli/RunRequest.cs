@@ -20,6 +20,9 @@ public sealed record RunRequest
     public IReadOnlyList<ModuleArgument> Modules { get; init; } = [];
     public FlatLoadSpec? Flat { get; init; }
     public MachineOptions Machine { get; init; } = new();
+
+    /// <summary>Where to write a snapshot, and after which exit (<c>--snapshot-out</c>, <c>--snapshot-at-exit</c>).</summary>
+    public SnapshotPlan? Snapshot { get; init; }
 }
 
 /// <summary>One <c>--module FILE[,ARGS]</c> (or <c>--initrd FILE</c>, <paramref name="Option"/>

@@ -5,7 +5,7 @@ namespace Hypervisor.Host.Devices;
 /// run, and hv exits with status (v &lt;&lt; 1) | 1, so a guest test can report pass/fail without
 /// ever colliding with 0 (clean halt). Reads return 0, as QEMU's device does.
 /// </summary>
-public sealed class DebugExit : IPortDevice
+public sealed partial class DebugExit : IPortDevice
 {
     public const ushort BasePort = 0xF4;
     public const int PortCount = 4;

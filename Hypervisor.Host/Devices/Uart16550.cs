@@ -8,7 +8,7 @@ namespace Hypervisor.Host.Devices;
 /// and DCD asserted). Interrupt conditions are computed exactly (IIR, <see cref="InterruptPending"/>)
 /// although no interrupt controller listens yet.
 /// </summary>
-public sealed class Uart16550 : IPortDevice
+public sealed partial class Uart16550 : IPortDevice
 {
     public const ushort Com1Base = 0x3F8;
     public const int PortCount = 8;

@@ -18,7 +18,7 @@ namespace Hypervisor.Host.Runtime;
 /// machine. What differs between vendors (the ops, the processor's own failure report) is
 /// left to <see cref="SvmMachine"/> and <see cref="VmxMachine"/>.
 /// </summary>
-public abstract class KvmMachine : VirtualMachine
+public abstract partial class KvmMachine : VirtualMachine
 {
     private protected KvmMachine(IX86Ops ops, ulong memorySize, Stream serialOutput, MachineOptions options, ILoggerFactory logging)
         : base(memorySize, serialOutput, logging)
@@ -33,13 +33,14 @@ public abstract class KvmMachine : VirtualMachine
             throw new MachineConfigurationException($"--vendor {ops.Name} on host CPU model {options.HostCpu.Name}: {e.Message}");
         }
         // Edit the CPUID before allocating anything: a refused edit is a usage error.
-        GuestCpuid = (options.Cpu ?? CpuSpec.Host).Apply(Kvm.GetSupportedCpuid(), options.HostCpu.Name);
+        GuestCpuid = options.ExactCpuid ?? (options.Cpu ?? CpuSpec.Host).Apply(Kvm.GetSupportedCpuid(), options.HostCpu.Name);
         Vm = Kvm.CreateVm(new VmOptions { InterceptCr3AndInvpcid = options.InterceptCr3AndInvpcid });
         try
         {
             Vm.SetUserMemoryRegion(0, 0, memorySize);
             Vcpu = Vm.CreateVcpu(0);
             Vcpu.SetCpuid(GuestCpuid);
+            Vcpu.Cpu.Clock = options.Clock;
         }
         catch (CpuidException e)
         {
@@ -86,10 +87,16 @@ public abstract class KvmMachine : VirtualMachine
         var vcpu = Vcpu;
         while (true)
         {
+            // Here every exit so far has been serviced: the point where a snapshot is taken.
+            if (StopAtExit is { } n && vcpu.Stats.TotalExits >= n)
+                return new RunResult(RunEnd.SnapshotPoint, Message: $"stopped after exit {vcpu.Stats.TotalExits} to take a snapshot");
             ulong used = vcpu.Cpu.InstructionsRetired - start;
             if (used >= maxInstructions)
                 return LimitReached(maxInstructions);
-            vcpu.InstructionBudget = Math.Min(SliceInstructions, maxInstructions - used);
+            // Slices end at multiples of SliceInstructions of the guest's own count, so the host's
+            // housekeeping exits fall at the same instructions in every run, restored or not.
+            ulong slice = SliceInstructions - vcpu.Cpu.InstructionsRetired % SliceInstructions;
+            vcpu.InstructionBudget = Math.Min(slice, maxInstructions - used);
             var exit = vcpu.Run();
             switch (exit.Reason)
             {

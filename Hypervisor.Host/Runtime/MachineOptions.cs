@@ -1,3 +1,4 @@
+using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Models;
 
 namespace Hypervisor.Host.Runtime;
@@ -53,6 +54,13 @@ public sealed record MachineOptions
     /// <summary>Edits of the guest CPUID (<c>--cpu</c>); null is <c>-cpu host</c> unedited.
     /// Only a hypervisor vendor gives its guest a CPUID table.</summary>
     public CpuSpec? Cpu { get; init; }
+
+    /// <summary>The guest CPUID table exactly (a restored snapshot's); when set, <see cref="Cpu"/> is not used.</summary>
+    public IReadOnlyList<CpuidEntry>? ExactCpuid { get; init; }
+
+    /// <summary>What the TSC counts (<c>--clock instructions|host</c>): retired instructions by
+    /// default, so runs are reproducible.</summary>
+    public TscClock Clock { get; init; } = TscClock.Instructions;
 
     /// <summary>VmOptions.InterceptCr3AndInvpcid (<c>--intercept cr3,invpcid</c>).</summary>
     public bool InterceptCr3AndInvpcid { get; init; }

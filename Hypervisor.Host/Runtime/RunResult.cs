@@ -17,6 +17,8 @@ public enum RunEnd
     InstructionLimit,
     /// <summary>The host asked the machine to stop.</summary>
     Stopped,
+    /// <summary>The run stopped at the exit <c>--snapshot-at-exit</c> named, to take a snapshot.</summary>
+    SnapshotPoint,
 }
 
 /// <summary>The end of a run: its kind, the debug-exit value, and a one-line explanation.</summary>

@@ -209,7 +209,7 @@ public sealed unsafe class TdpMmu
         for (ulong i = 0; i < 512; i++)
         {
             ulong e = ((ulong*)HostOf(table))[i];
-            if ((e & P) == 0)
+            if ((e & _present) == 0)
                 continue;
             ulong gpa = gpaBase | (i << shift);
             if (shift == 12 || (e & PS) != 0)
@@ -230,13 +230,13 @@ public sealed unsafe class TdpMmu
     }
 
     /// <summary>Checks leaves read from a snapshot without changing anything; returns why they are unusable, or null.</summary>
-    public static string? CheckLeaves(IReadOnlyList<TdpLeaf> leaves)
+    public string? CheckLeaves(IReadOnlyList<TdpLeaf> leaves)
     {
         foreach (var l in leaves)
         {
             if (l.Size != PageSize && l.Size != LargePageSize)
                 return $"leaf at 0x{l.Gpa:x} maps 0x{l.Size:x} bytes (4 KiB or 2 MiB pages only)";
-            if ((l.Gpa & (l.Size - 1)) != 0 || (l.Entry & P) == 0 || IsPrivate(l.Gpa) || l.Gpa >= 1UL << 48)
+            if ((l.Gpa & (l.Size - 1)) != 0 || (l.Entry & _present) == 0 || IsPrivate(l.Gpa) || l.Gpa >= 1UL << 48)
                 return $"leaf at 0x{l.Gpa:x} is misaligned, not present or outside guest physical space";
             if ((l.Size == LargePageSize) != ((l.Entry & PS) != 0))
                 return $"leaf at 0x{l.Gpa:x}: the PS bit does not match its size";
@@ -271,8 +271,8 @@ public sealed unsafe class TdpMmu
                 *e = leaf.Entry;
                 return;
             }
-            if ((*e & P) == 0)
-                *e = AllocateTable() | P | RW | US;
+            if ((*e & _present) == 0)
+                *e = AllocateTable() | _table;
             table = *e & FrameMask;
         }
     }

@@ -58,6 +58,8 @@ public class FlatBinaryTests
     [TestCase(32, "bare")]
     [TestCase(64, "svm")]
     [TestCase(64, "bare")]
+    [TestCase(32, "vmx")]
+    [TestCase(64, "vmx")]
     public void Run_Flat_StartsAtTheEntryInTheMode(int bits, string vendor)
     {
         // 16 bytes of padding before the code: the entry is not the load address.

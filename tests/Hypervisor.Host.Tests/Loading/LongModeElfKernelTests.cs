@@ -44,6 +44,7 @@ public class LongModeElfKernelTests
     }
 
     [TestCase("svm")]
+    [TestCase("vmx")]
     [TestCase("bare")]
     public void Run_Elf64WithoutMultibootHeader_StartsIn64BitMode(string vendor)
     {
