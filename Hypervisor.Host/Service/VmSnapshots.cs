@@ -7,7 +7,7 @@ namespace Hypervisor.Host.Service;
 /// <c>GET /vms/{id}/snapshot</c>: the vCPU snapshot (Hypervisor.Core/Snapshots, the same JSON form
 /// as snapshot files) of a held VM. Guest memory is not sent: with <c>memory=true</c> the snapshot's
 /// "memory" section describes it (size, SHA-256, per-MiB chunk hashes) with no file; otherwise it is
-/// null. Userspace devices are included once they take part in snapshots.
+/// null. The userspace devices (UART, debug-exit) are in its "devices" section, as in a file.
 /// </summary>
 internal static class VmSnapshots
 {
@@ -21,8 +21,6 @@ internal static class VmSnapshots
     /// <summary>The snapshot's file text (with its checksum). Call only when <see cref="CannotCapture"/> is null.</summary>
     public static string Capture(VirtualMachine machine, bool includeMemory)
     {
-        var kvm = (KvmMachine)machine;
-        var devices = new object[] { machine.Com1, machine.DebugExit }.OfType<ISnapshotDevice>();
-        return MachineSnapshot.Capture(kvm.Vcpu, devices, includeMemory).ToJson();
+        return ((KvmMachine)machine).CaptureSnapshot(includeMemory).ToJson();
     }
 }

@@ -188,6 +188,7 @@ public class ControlApiTests
         Assert.That(snapshot.GetProperty("vendor").GetString(), Is.EqualTo("svm"));
         Assert.That(snapshot.GetProperty("memory").ValueKind, Is.EqualTo(JsonValueKind.Null));
         Assert.That(snapshot.TryGetProperty("checksum", out _), Is.True);
+        Assert.That(snapshot.GetProperty("devices").EnumerateObject().Select(d => d.Name), Is.EqualTo(new[] { "com1", "debugExit" }));
         // Held: a second capture is the same snapshot.
         Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/snapshot"), Is.EqualTo(text));
 
