@@ -11,11 +11,14 @@ namespace Hypervisor.Host.Service;
 /// </summary>
 internal static class VmSnapshots
 {
-    /// <summary>Why <paramref name="machine"/> cannot be captured now, or null.</summary>
-    public static string? CannotCapture(VirtualMachine machine) => machine switch
+    /// <summary>Why <paramref name="machine"/> cannot be captured now, or null; NotImplemented is
+    /// true when its vendor module has no snapshot support at all (HTTP 501 rather than 409).</summary>
+    public static (string Why, bool NotImplemented)? CannotCapture(VirtualMachine machine) => machine switch
     {
-        KvmMachine kvm => VcpuSnapshot.CannotCapture(kvm.Vcpu),
-        _ => "it runs on the bare machine (vendor bare): there is no hypervisor vCPU to snapshot",
+        KvmMachine kvm when kvm.Vcpu.Ops.Snapshots == null =>
+            ($"the {kvm.Vcpu.Ops.Name} vendor module does not support snapshots yet", true),
+        KvmMachine kvm => VcpuSnapshot.CannotCapture(kvm.Vcpu) is { } why ? (why, false) : null,
+        _ => ("it runs on the bare machine (vendor bare): there is no hypervisor vCPU to snapshot", false),
     };
 
     /// <summary>The snapshot's file text (with its checksum). Call only when <see cref="CannotCapture"/> is null.</summary>

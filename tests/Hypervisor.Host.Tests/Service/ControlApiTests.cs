@@ -214,6 +214,18 @@ public class ControlApiTests
     }
 
     [Test]
+    public async Task Snapshot_UnderAVendorWithoutSnapshotSupport_Is501()
+    {
+        string id = await _hv.CreateVmAsync(new { image = ServiceGuests.Hello, memory = "16M", vendor = "vmx" });
+        Assert.That((await _hv.GetVmAsync(id)).GetProperty("hostCpu").GetString(), Is.EqualTo("diamond-rapids"));
+        await _hv.ActAsync(id, "start");
+        await _hv.WaitForAsync(id, v => v.GetProperty("state").GetString() == "stopped", "the guest to end");
+        Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/serial"), Is.EqualTo("Hello from hv!\n"));
+        var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.NotImplemented);
+        Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("vendor module does not support snapshots yet"));
+    }
+
+    [Test]
     public async Task TripleFault_FailsThatVmAndTheOthersGoOn()
     {
         string good = await _hv.CreateVmAsync(new { image = _guests.Forever, memory = "16M" });
