@@ -57,6 +57,10 @@ public sealed class BareMachine : VirtualMachine
             {
                 case CpuExitReason.InstructionLimit:
                     Housekeeping();
+                    // The processor clears its own stop flag when a run starts: a request made
+                    // just then is caught here, one slice later.
+                    if (TakeStopRequest())
+                        return StoppedByHost();
                     continue;
                 case CpuExitReason.Io:
                     Statistics.CountExit(exit.Reason);
@@ -89,12 +93,15 @@ public sealed class BareMachine : VirtualMachine
                     Statistics.CountExit(exit.Reason);
                     return new RunResult(RunEnd.InternalError, Message: exit.Message ?? $"internal error at {Where()}");
                 case CpuExitReason.StopRequested:
-                    return new RunResult(RunEnd.Stopped, Message: $"stopped at {Where()}");
+                    TakeStopRequest();
+                    return StoppedByHost();
                 default:
                     return new RunResult(RunEnd.InternalError, Message: $"unexpected CPU exit {exit} at {Where()}");
             }
         }
     }
+
+    private protected override void RequestProcessorStop() => Cpu.RequestStop();
 
     private protected override string Where() => $"cs:rip {Cpu.GetSegment(SegReg.Cs).Selector:x4}:{Cpu.Rip:x}";
 

@@ -101,8 +101,11 @@ public abstract partial class KvmMachine : VirtualMachine
             switch (exit.Reason)
             {
                 case KvmExitReason.Intr:
-                    // The budget ran out (the host's timer, in KVM terms a signal): housekeeping, then on.
+                    // The budget ran out or the host asked to stop (in KVM terms a signal):
+                    // housekeeping, then on unless the host asked to stop.
                     Housekeeping();
+                    if (TakeStopRequest())
+                        return StoppedByHost();
                     continue;
                 case KvmExitReason.Io:
                     if (!exit.IoIn)
@@ -140,6 +143,8 @@ public abstract partial class KvmMachine : VirtualMachine
             }
         }
     }
+
+    private protected override void RequestProcessorStop() => Vcpu.Cpu.RequestStop();
 
     private protected override void CollectStatistics() => Statistics.SetVcpuExits(VendorOps.Name, Vcpu.Stats);
 

@@ -102,6 +102,26 @@ public abstract partial class VirtualMachine : IDisposable
         SliceEnded?.Invoke(this);
     }
 
+    private int _stopRequested;
+
+    /// <summary>Thread-safe: asks the <see cref="Run"/> in progress on another thread to return
+    /// <see cref="RunEnd.Stopped"/> soon: at the processor's next block boundary, at the latest at
+    /// the end of the current slice. A request made between runs ends the next run early instead.
+    /// The guest can be run on from where it stopped (the host service pauses VMs this way).</summary>
+    public void RequestStop()
+    {
+        Volatile.Write(ref _stopRequested, 1);
+        RequestProcessorStop();
+    }
+
+    /// <summary>Makes the processor leave guest code at its next block boundary.</summary>
+    private protected abstract void RequestProcessorStop();
+
+    /// <summary>Whether a stop was asked for since the last call (the request is consumed).</summary>
+    private protected bool TakeStopRequest() => Interlocked.Exchange(ref _stopRequested, 0) != 0;
+
+    private protected RunResult StoppedByHost() => new(RunEnd.Stopped, Message: $"stopped at {Where()}");
+
     private protected RunResult LimitReached(ulong maxInstructions) =>
         new(RunEnd.InstructionLimit, Message: $"instruction limit of {maxInstructions} reached at {Where()}");
 

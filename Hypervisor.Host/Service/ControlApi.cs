@@ -103,7 +103,8 @@ public static class ControlApi
     }
 
     /// <summary><c>GET /vms/{id}/snapshot[?memory=true]</c>: the vCPU snapshot of a paused or stopped
-    /// VM as JSON (<see cref="VmSnapshots"/>); 409 in other states or when it cannot be captured.</summary>
+    /// VM as JSON (<see cref="VmSnapshots"/>); 409 in other states or when it cannot be captured,
+    /// 501 when its vendor module has no snapshot support.</summary>
     private static IResult Snapshot(string id, HttpRequest request, VmRegistry registry)
     {
         if (registry.Find(id) is not { } vm)
@@ -118,14 +119,17 @@ public static class ControlApi
         }
         try
         {
-            bool held = vm.TryInspect(
-                m => VmSnapshots.CannotCapture(m) is { } why ? (Json: null, Why: why) : (Json: VmSnapshots.Capture(m, memory), Why: (string?)null),
+            bool held = vm.TryInspect<(string? Json, (string Why, bool NotImplemented)? Refusal)>(
+                m => VmSnapshots.CannotCapture(m) is { } refusal ? (null, refusal) : (VmSnapshots.Capture(m, memory), null),
                 out var snapshot,
                 out string conflict);
-            if (!held || snapshot.Why != null)
+            if (!held)
+                return Results.Problem(title: "Conflict", statusCode: StatusCodes.Status409Conflict, detail: conflict);
+            if (snapshot.Refusal is { } r)
             {
-                return Results.Problem(title: "Conflict", statusCode: StatusCodes.Status409Conflict,
-                    detail: held ? $"cannot snapshot VM {id}: {snapshot.Why}" : conflict);
+                return r.NotImplemented
+                    ? Results.Problem(title: "Not Implemented", statusCode: StatusCodes.Status501NotImplemented, detail: $"cannot snapshot VM {id}: {r.Why}")
+                    : Results.Problem(title: "Conflict", statusCode: StatusCodes.Status409Conflict, detail: $"cannot snapshot VM {id}: {r.Why}");
             }
             return Results.Text(snapshot.Json, "application/json; charset=utf-8");
         }

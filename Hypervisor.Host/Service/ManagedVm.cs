@@ -8,14 +8,15 @@ namespace Hypervisor.Host.Service;
 /// <summary>
 /// One VM of the host service, on its own thread. The thread runs the guest in budget slices of
 /// <see cref="ServiceOptions.SliceInstructions"/> (each a <see cref="VirtualMachine.Run"/> that
-/// ends at the budget, as <c>hv run --max-instructions</c> does) and looks at what the host asked
-/// between two slices, so pause, resume and stop are cooperative and a paused guest resumes at
-/// exactly the instruction where it stopped. A guest that ends by itself, well or badly, ends only
+/// ends at the budget, as <c>hv run --max-instructions</c> does, or earlier at
+/// <see cref="VirtualMachine.RequestStop"/>) and looks at what the host asked between two runs, so
+/// pause, resume and stop are cooperative and a paused guest resumes at exactly the instruction
+/// where it stopped. A guest that ends by itself, well or badly, ends only
 /// its own thread: the failure is recorded and logged, the other VMs go on.
 /// </summary>
 public sealed partial class ManagedVm : IDisposable
 {
-    /// <summary>How long an action waits for the VM's thread to reach a slice boundary.</summary>
+    /// <summary>How long an action waits for the VM's thread to stop the guest.</summary>
     private static readonly TimeSpan ActionTimeout = TimeSpan.FromSeconds(10);
 
     private enum Request { Run, Pause, Stop }
@@ -163,10 +164,11 @@ public sealed partial class ManagedVm : IDisposable
                     break;
                 case VmAction.Pause:
                     _request = Request.Pause;
+                    _machine.RequestStop();
                     if (!WaitWhile(() => _state == VmState.Running) || _state != VmState.Paused)
                     {
                         conflict = _state == VmState.Running
-                            ? $"VM {Id} did not reach a slice boundary within {ActionTimeout.TotalSeconds} s"
+                            ? $"VM {Id} did not stop within {ActionTimeout.TotalSeconds} s"
                             : $"VM {Id} {VmStates.Name(_state)} before it could be paused ({_end})";
                         return false;
                     }
@@ -178,10 +180,11 @@ public sealed partial class ManagedVm : IDisposable
                     break;
                 case VmAction.Stop:
                     _request = Request.Stop;
+                    _machine.RequestStop();
                     Monitor.PulseAll(_gate);
                     if (!WaitWhile(() => !VmStates.IsFinal(_state)))
                     {
-                        conflict = $"VM {Id} did not reach a slice boundary within {ActionTimeout.TotalSeconds} s";
+                        conflict = $"VM {Id} did not stop within {ActionTimeout.TotalSeconds} s";
                         return false;
                     }
                     break;
@@ -259,7 +262,8 @@ public sealed partial class ManagedVm : IDisposable
                     }
                 }
                 var result = _machine.Run(_slice);
-                if (result.End == RunEnd.InstructionLimit)
+                // The end of a slice, or our own RequestStop: look at what the host asked.
+                if (result.End is RunEnd.InstructionLimit or RunEnd.Stopped)
                     continue;
                 bool failed = result.End is not (RunEnd.Halted or RunEnd.DebugExit);
                 // Logged before the state shows it, so whoever sees the end finds it in the log.
@@ -302,6 +306,7 @@ public sealed partial class ManagedVm : IDisposable
             if (thread != null && !VmStates.IsFinal(_state))
             {
                 _request = Request.Stop;
+                _machine.RequestStop();
                 Monitor.PulseAll(_gate);
             }
         }

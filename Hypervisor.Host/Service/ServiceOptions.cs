@@ -12,8 +12,8 @@ public sealed class ServiceOptions
 {
     public const string Section = "Hv";
 
-    /// <summary>Instructions a VM runs between two looks at pause/stop requests: the latency of an
-    /// action is about one slice.</summary>
+    /// <summary>Instructions a VM runs between two housekeeping stops (serial flush, the exit
+    /// counters the API shows). Pause and stop do not wait for it (VirtualMachine.RequestStop).</summary>
     public ulong SliceInstructions { get; set; } = 1UL << 20;
 
     /// <summary>Bytes of COM1 output kept per VM (the most recent ones).</summary>

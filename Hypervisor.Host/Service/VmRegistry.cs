@@ -47,7 +47,7 @@ public sealed partial class VmRegistry : IDisposable
         return true;
     }
 
-    /// <summary>Shutdown: holds every running VM at a slice boundary and logs where each one is.</summary>
+    /// <summary>Shutdown: pauses every running VM and logs where each one is.</summary>
     public void PauseAll()
     {
         foreach (var vm in List())

@@ -38,7 +38,7 @@ public sealed record VmSpec
     /// Intel one for vmx and an AMD one otherwise.</summary>
     public HostCpuModel? HostCpu { get; init; }
 
-    public HostCpuModel EffectiveHostCpu => HostCpu ?? (Vendor == VendorKind.Vmx ? HostCpuModel.DefaultIntel : HostCpuModel.Default);
+    public HostCpuModel EffectiveHostCpu => HostCpu ?? VendorKinds.DefaultHostCpu(Vendor);
 
     public MachineOptions MachineOptions => new() { Vendor = Vendor, Cpu = Cpu, HostCpu = EffectiveHostCpu };
 

@@ -7,7 +7,7 @@ public enum VmState
     Created,
     /// <summary>The VM's thread is running the guest.</summary>
     Running,
-    /// <summary>The guest is held between two budget slices; resume continues it exactly there.</summary>
+    /// <summary>The guest is held between two runs; resume continues it exactly there.</summary>
     Paused,
     /// <summary>The guest ended by itself (HLT, isa-debug-exit) or the host stopped it. Final.</summary>
     Stopped,

@@ -188,6 +188,7 @@ public class ControlApiTests
         Assert.That(snapshot.GetProperty("vendor").GetString(), Is.EqualTo("svm"));
         Assert.That(snapshot.GetProperty("memory").ValueKind, Is.EqualTo(JsonValueKind.Null));
         Assert.That(snapshot.TryGetProperty("checksum", out _), Is.True);
+        Assert.That(snapshot.GetProperty("devices").EnumerateObject().Select(d => d.Name), Is.EqualTo(new[] { "com1", "debugExit" }));
         // Held: a second capture is the same snapshot.
         Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/snapshot"), Is.EqualTo(text));
 
@@ -210,6 +211,18 @@ public class ControlApiTests
         await _hv.ActAsync(id, "stop");
         var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.Conflict);
         Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("bare machine"));
+    }
+
+    [Test]
+    public async Task Snapshot_UnderAVendorWithoutSnapshotSupport_Is501()
+    {
+        string id = await _hv.CreateVmAsync(new { image = ServiceGuests.Hello, memory = "16M", vendor = "vmx" });
+        Assert.That((await _hv.GetVmAsync(id)).GetProperty("hostCpu").GetString(), Is.EqualTo("diamond-rapids"));
+        await _hv.ActAsync(id, "start");
+        await _hv.WaitForAsync(id, v => v.GetProperty("state").GetString() == "stopped", "the guest to end");
+        Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/serial"), Is.EqualTo("Hello from hv!\n"));
+        var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.NotImplemented);
+        Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("vendor module does not support snapshots yet"));
     }
 
     [Test]

@@ -7,6 +7,7 @@ namespace Hypervisor.Host.Tests.Service;
 
 /// <summary>One VM on its own thread: start, pause, resume, stop, and how it ends by itself.</summary>
 [TestFixture(VendorKind.Svm)]
+[TestFixture(VendorKind.Vmx)]
 [TestFixture(VendorKind.Bare)]
 public class ManagedVmTests(VendorKind vendor)
 {
@@ -21,6 +22,13 @@ public class ManagedVmTests(VendorKind vendor)
 
     private ManagedVm Create(string image) =>
         ManagedVm.Create("vm-1", new VmSpec { Image = image, Vendor = vendor, Memory = 16 << 20 }, Options, NullLoggerFactory.Instance);
+
+    [Test]
+    public void HostCpu_IsTheVendorsOwnModelByDefault()
+    {
+        using var vm = Create(ServiceGuests.Hello);
+        Assert.That(vm.Spec.EffectiveHostCpu, Is.EqualTo(VendorKinds.DefaultHostCpu(vendor)));
+    }
 
     private static void WaitFor(Func<bool> condition, string what)
     {
@@ -63,6 +71,26 @@ public class ManagedVmTests(VendorKind vendor)
         Assert.That(vm.TryAct(VmAction.Stop, out conflict), Is.True, conflict);
         Assert.That(vm.State, Is.EqualTo(VmState.Stopped));
         Assert.That(vm.End!.Value.End, Is.EqualTo(RunEnd.Stopped));
+    }
+
+    [Test]
+    public void PausedAndResumedOften_EndsExactlyAsAnUninterruptedRun()
+    {
+        string image = Path.Combine(Support.RepositoryPaths.SampleImages, "flow64.bin");
+        var reference = Support.TestMachines.RunImage(MachineOptions.ForVendor(vendor), File.ReadAllBytes(image), memory: 16 << 20);
+        using var vm = Create(image);
+        vm.TryAct(VmAction.Start, out _);
+        int pauses = 0;
+        while (vm.TryAct(VmAction.Pause, out _))
+        {
+            pauses++;
+            vm.TryAct(VmAction.Resume, out _);
+        }
+        WaitFor(() => VmStates.IsFinal(vm.State), "the guest to end");
+        Assert.That(vm.End, Is.EqualTo(reference.Result));
+        Assert.That(vm.Instructions, Is.EqualTo(reference.Stats.InstructionsRetired));
+        Assert.That(vm.Serial.ToArray(), Is.EqualTo(reference.Serial));
+        Assert.That(pauses, Is.GreaterThan(0), "the guest ended before the first pause");
     }
 
     [Test]
