@@ -97,11 +97,16 @@ public sealed partial class Vcpu : IDisposable, IRegisterSource
     public void LoadGuestXsaveState()
     {
         _hostXcr0 = Cpu.Xcr0;
-        Cpu.Xcr0 = Xcr0;
+        if (_hostXcr0 != Xcr0)
+            Cpu.SwitchXcr0(Xcr0);
     }
 
     /// <summary>kvm_load_host_xsave_state: right after the exit the host's XCR0 is back.</summary>
-    public void LoadHostXsaveState() => Cpu.Xcr0 = _hostXcr0;
+    public void LoadHostXsaveState()
+    {
+        if (Cpu.Xcr0 != _hostXcr0)
+            Cpu.SwitchXcr0(_hostXcr0);
+    }
 
     private VcpuRequest _requests;
     public VcpuRequest PendingRequests => _requests;

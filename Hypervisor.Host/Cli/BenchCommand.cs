@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace Hypervisor.Host.Cli;
 
 /// <summary>
-/// <c>hv bench [--qemu] [--min-seconds S] [--vendor svm|bare] [--host-cpu NAME] [--exits]</c>:
+/// <c>hv bench [--qemu] [--min-seconds S] [--vendor svm|vmx|bare] [--host-cpu NAME] [--exits]</c>:
 /// MIPS of hv on three guest workloads, and with <c>--qemu</c> of QEMU's software CPU on the same
 /// images; with <c>--exits</c>, exit round trips per second under the vendor module instead.
 /// Build Release to measure.
@@ -30,14 +30,14 @@ public sealed class BenchCommand : Command
     };
 
     public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
-        "What runs the workloads: svm, a VM under the SVM module (the default, as hv run), or bare, the software CPU alone",
-        ["svm", "bare"]);
+        "What runs the workloads: svm, a VM under the SVM module (the default, as hv run), vmx, a VM under the VMX module, or bare, the software CPU alone",
+        ["svm", "vmx", "bare"]);
 
     public Option<string> HostCpu { get; } = MachineCommandOptions.HostCpu();
 
     public Option<bool> Exits { get; } = new("--exits")
     {
-        Description = "Measure exit round trips instead: a guest runs CPUID in a loop, every CPUID an intercepted exit (needs --vendor svm)",
+        Description = "Measure exit round trips instead: a guest runs CPUID in a loop, every CPUID an intercepted exit (needs --vendor svm or vmx)",
     };
 
     public Option<bool> Snapshot { get; } = new("--snapshot")
@@ -62,11 +62,8 @@ public sealed class BenchCommand : Command
         });
         SetAction(p =>
         {
-            var machine = new MachineOptions
-            {
-                Vendor = MachineCommandOptions.VendorOf(p.GetValue(Vendor)!),
-                HostCpu = MachineCommandOptions.ModelOf(p.GetValue(HostCpu)!),
-            };
+            var vendor = MachineCommandOptions.VendorOf(p.GetValue(Vendor)!);
+            var machine = new MachineOptions { Vendor = vendor, HostCpu = MachineCommandOptions.ModelOf(p.GetValue(HostCpu), vendor) };
             if (p.GetValue(Snapshot))
                 return RunSnapshot();
             return p.GetValue(Exits)
@@ -101,15 +98,20 @@ public sealed class BenchCommand : Command
             err.WriteLine("hv: --exits measures the hypervisor's exits, which QEMU's software CPU does not have: drop --qemu");
             return ExitCodes.UsageOrImageError;
         }
-        if (machine.Vendor != VendorKind.Svm)
+        if (machine.Vendor == VendorKind.Bare)
         {
-            err.WriteLine($"hv: --exits measures exits to a vendor module: use --vendor svm, not {VendorKinds.Name(machine.Vendor)}");
+            err.WriteLine($"hv: --exits measures exits to a vendor module: use --vendor svm or vmx, not {VendorKinds.Name(machine.Vendor)}");
             return ExitCodes.UsageOrImageError;
         }
         ExitBenchResult result;
         try
         {
             result = new ExitBenchRunner(minSeconds, err, machine).Measure();
+        }
+        catch (MachineConfigurationException e)
+        {
+            err.WriteLine($"hv: {e.Message}");
+            return ExitCodes.UsageOrImageError;
         }
         catch (InvalidOperationException e)
         {

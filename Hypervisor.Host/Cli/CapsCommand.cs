@@ -5,6 +5,7 @@ using Hypervisor.Core.Machine.Models;
 using Hypervisor.Core.X86;
 using Hypervisor.Host.Runtime;
 using Hypervisor.Svm;
+using Hypervisor.Vmx;
 
 namespace Hypervisor.Host.Cli;
 
@@ -43,25 +44,26 @@ public sealed class CapsCommand : Command
         {
             if (p.GetValue(ListModels))
                 return WriteModels(p.GetValue(Json));
-            return Run(MachineCommandOptions.VendorOf(p.GetValue(Vendor)!), MachineCommandOptions.ModelOf(p.GetValue(HostCpu)!), p.GetValue(Json));
+            var vendor = MachineCommandOptions.VendorOf(p.GetValue(Vendor)!);
+            return Run(vendor, MachineCommandOptions.ModelOf(p.GetValue(HostCpu), vendor), p.GetValue(Json));
         });
     }
 
     public int Run(VendorKind vendor, HostCpuModel model, bool json)
     {
-        if (vendor != VendorKind.Svm)
+        if (vendor is not (VendorKind.Svm or VendorKind.Vmx))
         {
-            _console.Error.WriteLine($"hv: --vendor {VendorKinds.Name(vendor)}: {VendorKinds.VmxNotImplemented}");
+            _console.Error.WriteLine($"hv: --vendor {VendorKinds.Name(vendor)}: only a vendor module has a supported CPUID (svm or vmx)");
             return ExitCodes.UsageOrImageError;
         }
         KvmX86 kvm;
         try
         {
-            kvm = KvmX86.Register(new SvmOps(), model);
+            kvm = KvmX86.Register(vendor == VendorKind.Vmx ? new VmxOps() : new SvmOps(), model);
         }
         catch (KvmException e)
         {
-            _console.Error.WriteLine($"hv: --vendor svm on host CPU model {model.Name}: {e.Message}");
+            _console.Error.WriteLine($"hv: --vendor {VendorKinds.Name(vendor)} on host CPU model {model.Name}: {e.Message}");
             return ExitCodes.UsageOrImageError;
         }
         var entries = kvm.GetSupportedCpuid();

@@ -6,7 +6,9 @@ namespace Hypervisor.Host.Cli;
 /// <summary>
 /// Every exit status <c>hv</c> can return, in one place; <see cref="HelpText"/> is shown by
 /// <c>hv --help</c>. Statuses are part of the stable interface: add, never renumber.
-/// Odd statuses belong to the guest's isa-debug-exit writes, so hv's own are even.
+/// Odd statuses are also what the guest's isa-debug-exit writes give ((v &lt;&lt; 1) | 1): 3 and 5
+/// are the numbering for shutdown and service failure, and stderr says which it was;
+/// guests that report through isa-debug-exit avoid writing 1 and 2.
 /// </summary>
 public static class ExitCodes
 {

@@ -1,3 +1,4 @@
+using Hypervisor.Core.X86;
 using Hypervisor.Host.Loading;
 using Hypervisor.Host.Runtime;
 using Microsoft.Extensions.Logging;
@@ -66,7 +67,17 @@ public sealed class GuestRunner(HostConsole console, ILoggerFactory logging)
 
         using (vm)
         {
-            vm.Load(image);
+            try
+            {
+                vm.Load(image);
+            }
+            catch (KvmException e)
+            {
+                // KVM_SET_SREGS refuses an entry state the guest CPUID does not allow (a 64-bit
+                // start with --cpu host,-lm): the image cannot run on this machine as configured.
+                err.WriteLine($"hv: {request.ImageName}: cannot start the {image.Description}: {e.Message}");
+                return ExitCodes.UsageOrImageError;
+            }
             if (!SnapshotRunOptions.Prepare(vm, request.Snapshot, err))
                 return ExitCodes.UsageOrImageError;
             RunProgress? progress = null;

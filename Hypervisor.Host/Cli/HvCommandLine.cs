@@ -14,6 +14,7 @@ public static class HvCommandLine
     public static RootCommand Create(HostConsole console, ILoggerFactory logging, Action<LogLevel>? setLogLevel = null)
     {
         var root = new RootCommand(Description);
+        root.Options.OfType<VersionOption>().Single().Action = new VersionAction(console);
         root.Subcommands.Add(new RunCommand(console, logging, setLogLevel));
         root.Subcommands.Add(new BenchCommand(console, logging));
         root.Subcommands.Add(new CapsCommand(console));

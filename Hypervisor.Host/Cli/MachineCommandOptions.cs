@@ -30,14 +30,14 @@ internal static class MachineCommandOptions
     {
         var o = new Option<string>("--host-cpu")
         {
-            Description = "The emulated host CPU model: " + string.Join(", ", HostCpuModel.All.Select(m => m.Name)),
+            Description = "The emulated host CPU model: " + string.Join(", ", HostCpuModel.All.Select(m => m.Name))
+                + $" (default: {HostCpuModel.Default.Name} for svm and bare, {HostCpuModel.DefaultIntel.Name} for vmx)",
             HelpName = "NAME",
-            DefaultValueFactory = _ => HostCpuModel.Default.Name,
         };
         o.Validators.Add(r =>
         {
-            string text = r.GetValueOrDefault<string>() ?? "";
-            if (HostCpuModel.Find(text) == null)
+            string? text = r.GetValueOrDefault<string>();
+            if (text != null && HostCpuModel.Find(text) == null)
                 r.AddError($"--host-cpu: unknown host CPU model '{text}'; the models are: {ModelList()}");
         });
         return o;
@@ -50,6 +50,8 @@ internal static class MachineCommandOptions
     public static VendorKind VendorOf(string text) =>
         VendorKinds.Parse(text) ?? throw new InvalidOperationException($"--vendor '{text}' passed validation but names no vendor");
 
-    public static HostCpuModel ModelOf(string text) =>
-        HostCpuModel.Find(text) ?? throw new InvalidOperationException($"--host-cpu '{text}' passed validation but names no model");
+    /// <summary>The model a validated <c>--host-cpu</c> value names, or the vendor's default when it was not given.</summary>
+    public static HostCpuModel ModelOf(string? text, VendorKind vendor) => text == null
+        ? VendorKinds.DefaultHostCpu(vendor)
+        : HostCpuModel.Find(text) ?? throw new InvalidOperationException($"--host-cpu '{text}' passed validation but names no model");
 }

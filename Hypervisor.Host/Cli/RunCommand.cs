@@ -79,7 +79,7 @@ public sealed class RunCommand : Command
 
     public Option<bool> Stats { get; } = new("--stats")
     {
-        Description = "Print instructions retired, wall time, MIPS and exits by kind to stderr",
+        Description = "Print instructions retired, wall time and MIPS, then a table of exits by reason, to stderr",
     };
 
     public Option<string> Vendor { get; } = MachineCommandOptions.Vendor(
@@ -209,11 +209,6 @@ public sealed class RunCommand : Command
     private int Execute(ParseResult parse)
     {
         var vendor = MachineCommandOptions.VendorOf(parse.GetValue(Vendor)!);
-        if (vendor == VendorKind.Vmx)
-        {
-            _console.Error.WriteLine($"hv: --vendor vmx: {VendorKinds.VmxNotImplemented}");
-            return ExitCodes.UsageOrImageError;
-        }
         if (parse.GetValue(LogLevelOption) is { } level)
             _setLogLevel?.Invoke(level);
         var modules = new List<ModuleArgument>();
@@ -236,7 +231,7 @@ public sealed class RunCommand : Command
             Machine = new MachineOptions
             {
                 Vendor = vendor,
-                HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu)!),
+                HostCpu = MachineCommandOptions.ModelOf(parse.GetValue(HostCpu), vendor),
                 Cpu = parse.GetValue(Cpu),
                 InterceptCr3AndInvpcid = parse.GetValue(Intercept) != null,
                 Clock = Snapshot.ClockOf(parse),

@@ -56,8 +56,9 @@ public sealed class QemuOracle
         return null;
     }
 
-    /// <summary>Runs <paramref name="imagePath"/> and waits for it (at most <paramref name="timeout"/>).</summary>
-    public QemuRun Run(string imagePath, TimeSpan timeout, int memoryMiB = 256)
+    /// <summary>Runs <paramref name="imagePath"/> and waits for it (at most <paramref name="timeout"/>).
+    /// <paramref name="qemuArguments"/> go to QEMU itself after the script's own (<c>-append</c>, <c>-initrd</c>).</summary>
+    public QemuRun Run(string imagePath, TimeSpan timeout, int memoryMiB = 256, IReadOnlyList<string>? qemuArguments = null)
     {
         var psi = new ProcessStartInfo("bash")
         {
@@ -70,6 +71,12 @@ public sealed class QemuOracle
         psi.ArgumentList.Add(imagePath);
         psi.ArgumentList.Add("--mem");
         psi.ArgumentList.Add(memoryMiB.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (qemuArguments is { Count: > 0 })
+        {
+            psi.ArgumentList.Add("--");
+            foreach (string a in qemuArguments)
+                psi.ArgumentList.Add(a);
+        }
         // The script's own timeout, so QEMU itself is ended if the guest never stops.
         psi.Environment["QEMU_ORACLE_TIMEOUT"] = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -16,7 +16,7 @@ namespace Hypervisor.Host.Runtime;
 /// entry state through KVM_SET_SREGS / KVM_SET_REGS. <see cref="VirtualMachine.Run"/> is then the
 /// KVM_RUN loop: every exit that reaches userspace (KVM_EXIT_*) is serviced as on the bare
 /// machine. What differs between vendors (the ops, the processor's own failure report) is
-/// left to <see cref="SvmMachine"/> and <c>VmxMachine</c>.
+/// left to <see cref="SvmMachine"/> and <see cref="VmxMachine"/>.
 /// </summary>
 public abstract partial class KvmMachine : VirtualMachine
 {

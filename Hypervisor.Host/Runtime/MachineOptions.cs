@@ -8,7 +8,7 @@ public enum VendorKind
 {
     /// <summary>A VM under the SVM module (kvm-amd on AMD-V): the default.</summary>
     Svm,
-    /// <summary>A VM under the VMX module (kvm-intel on VT-x): not implemented yet (issue 4).</summary>
+    /// <summary>A VM under the VMX module (kvm-intel on VT-x), on an Intel host CPU model.</summary>
     Vmx,
     /// <summary>The bare machine: the software CPU runs the guest itself, no hypervisor. For
     /// comparison and debugging.</summary>
@@ -35,14 +35,18 @@ public static class VendorKinds
         _ => null,
     };
 
-    /// <summary>What hv answers for a vendor that has no module yet.</summary>
-    public const string VmxNotImplemented = "the VMX vendor module is not implemented yet (issue 4)";
+    /// <summary>The host CPU model a vendor runs on unless <c>--host-cpu</c> says otherwise: the
+    /// AMD model for SVM (and the bare machine), the Intel APX model for VMX.</summary>
+    public static HostCpuModel DefaultHostCpu(VendorKind v) => v == VendorKind.Vmx ? HostCpuModel.DefaultIntel : HostCpuModel.Default;
 }
 
 /// <summary>How to build the machine a guest runs on (the <c>hv run</c> options after parsing).</summary>
 public sealed record MachineOptions
 {
     public VendorKind Vendor { get; init; } = VendorKind.Svm;
+
+    /// <summary>Options for <paramref name="vendor"/> on its default host CPU model.</summary>
+    public static MachineOptions ForVendor(VendorKind vendor) => new() { Vendor = vendor, HostCpu = VendorKinds.DefaultHostCpu(vendor) };
 
     /// <summary>The emulated hardware.</summary>
     public HostCpuModel HostCpu { get; init; } = HostCpuModel.Default;

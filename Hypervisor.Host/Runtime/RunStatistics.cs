@@ -68,34 +68,40 @@ public sealed class RunStatistics
         return sb.ToString();
     }
 
-    /// <summary>The <c>--stats</c> report.</summary>
+    /// <summary>The <c>--stats</c> report: instructions, wall time and MIPS, then a table of the
+    /// exits by reason, one row each: under a vendor the exits that reached userspace (KVM_EXIT_*)
+    /// and then every #VMEXIT by the vendor's name, most frequent first; on the bare machine the
+    /// CPU's exits by kind.</summary>
     public void WriteTo(TextWriter w)
     {
         var c = CultureInfo.InvariantCulture;
         w.WriteLine(string.Create(c, $"instructions retired: {InstructionsRetired}"));
         w.WriteLine(string.Create(c, $"wall time: {WallTime.TotalSeconds:F3} s"));
         w.WriteLine(string.Create(c, $"MIPS: {Mips:F1}"));
+        var rows = new List<(string Reason, long Count, string Where)>();
         if (Vendor != null)
         {
-            w.WriteLine("exits to userspace: " + Join(UserspaceExits.Select(e => (KvmName(e.Reason), e.Count))));
-            w.WriteLine($"{Vendor} exits: " + Join(VendorExits));
+            rows.AddRange(UserspaceExits.Select(e => (KvmName(e.Reason), e.Count, "to userspace")));
+            rows.AddRange(VendorExits.Select(e => (e.Name, e.Count, $"{Vendor} exit")));
+        }
+        else
+        {
+            foreach (var reason in Enum.GetValues<CpuExitReason>())
+            {
+                long n = _exits[(int)reason];
+                if (n != 0 && reason is not (CpuExitReason.None or CpuExitReason.InstructionLimit))
+                    rows.Add((reason.ToString().ToLowerInvariant(), n, "cpu exit"));
+            }
+        }
+        if (rows.Count == 0)
+        {
+            w.WriteLine("exits: none");
             return;
         }
-        var parts = new List<(string, long)>();
-        foreach (var reason in Enum.GetValues<CpuExitReason>())
-        {
-            if (reason is CpuExitReason.None or CpuExitReason.InstructionLimit)
-                continue;
-            long n = _exits[(int)reason];
-            if (n != 0)
-                parts.Add((reason.ToString().ToLowerInvariant(), n));
-        }
-        w.WriteLine("exits: " + Join(parts));
-    }
-
-    private static string Join(IEnumerable<(string Name, long Count)> counts)
-    {
-        var parts = counts.Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Name} {e.Count}")).ToList();
-        return parts.Count == 0 ? "none" : string.Join(", ", parts);
+        int reasonWidth = Math.Max("exit reason".Length, rows.Max(r => r.Reason.Length));
+        int countWidth = Math.Max("count".Length, rows.Max(r => r.Count.ToString(c).Length));
+        w.WriteLine($"{"exit reason".PadRight(reasonWidth)}  {"count".PadLeft(countWidth)}  kind");
+        foreach (var (reason, count, where) in rows)
+            w.WriteLine($"{reason.PadRight(reasonWidth)}  {count.ToString(c).PadLeft(countWidth)}  {where}");
     }
 }

@@ -11,7 +11,8 @@ namespace Hypervisor.Host.Runtime;
 /// One guest: RAM at guest physical 0, one processor, and the userspace devices on the I/O bus
 /// (COM1 and isa-debug-exit). <see cref="Run"/> is the VMM's run loop (the KVM_RUN loop of a
 /// userspace VMM): run the guest, service the exit it returns, run again. Two kinds exist:
-/// <see cref="KvmMachine"/>, a VM under a vendor module (<see cref="SvmMachine"/>, what <c>hv run</c> uses by default), and
+/// <see cref="KvmMachine"/>, a VM under a vendor module (<see cref="SvmMachine"/>, what <c>hv run</c> uses by default, or
+/// <see cref="VmxMachine"/>), and
 /// <see cref="BareMachine"/>, the software CPU without a hypervisor. Both service exits the same
 /// way, so a guest sees the same devices on either.
 /// </summary>
@@ -38,7 +39,7 @@ public abstract partial class VirtualMachine : IDisposable
     }
 
     /// <summary>Builds the machine <paramref name="options"/> describe (default: a VM under SVM on
-    /// the default host CPU model).</summary>
+    /// the default host CPU model; <see cref="MachineOptions.ForVendor"/> gives a vendor its default model).</summary>
     /// <exception cref="MachineConfigurationException">the options ask for something that cannot be built.</exception>
     /// <exception cref="OutOfMemoryException">guest memory cannot be allocated.</exception>
     public static VirtualMachine Create(ulong memorySize, Stream serialOutput, MachineOptions? options = null, ILoggerFactory? logging = null)
@@ -48,8 +49,8 @@ public abstract partial class VirtualMachine : IDisposable
         return options.Vendor switch
         {
             VendorKind.Svm => new SvmMachine(memorySize, serialOutput, options, logging),
-            VendorKind.Bare => new BareMachine(memorySize, serialOutput, options, logging),
-            _ => throw new MachineConfigurationException($"--vendor {VendorKinds.Name(options.Vendor)}: {VendorKinds.VmxNotImplemented}"),
+            VendorKind.Vmx => new VmxMachine(memorySize, serialOutput, options, logging),
+            _ => new BareMachine(memorySize, serialOutput, options, logging),
         };
     }
 

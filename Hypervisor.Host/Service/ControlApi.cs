@@ -102,16 +102,38 @@ public static class ControlApi
         return action!.Value;
     }
 
-    /// <summary><c>GET /vms/{id}/snapshot</c>. SEAM (issue 6): the vCPU snapshot capture
-    /// (Hypervisor.Core/Snapshots) has not landed yet; until it does this answers 501 for an
-    /// existing VM. Once it lands: a paused or stopped VM's snapshot as JSON, 409 in other states.</summary>
-    private static IResult Snapshot(string id, VmRegistry registry) =>
-        registry.Find(id) is null
-            ? NoSuchVm(id)
-            : Results.Problem(
-                title: "Not Implemented",
-                detail: "vCPU snapshots are not implemented yet (issue 6): this route will return the snapshot of a paused or stopped VM",
-                statusCode: StatusCodes.Status501NotImplemented);
+    /// <summary><c>GET /vms/{id}/snapshot[?memory=true]</c>: the vCPU snapshot of a paused or stopped
+    /// VM as JSON (<see cref="VmSnapshots"/>); 409 in other states or when it cannot be captured.</summary>
+    private static IResult Snapshot(string id, HttpRequest request, VmRegistry registry)
+    {
+        if (registry.Find(id) is not { } vm)
+            return NoSuchVm(id);
+        bool memory = false;
+        foreach (var (key, value) in request.Query)
+        {
+            if (key != "memory")
+                return BadRequest(VmRequestException.For(key, "unknown query parameter; a snapshot takes only: memory"));
+            if (!bool.TryParse(value.ToString(), out memory))
+                return BadRequest(VmRequestException.For("memory", $"'{value}' is not true or false"));
+        }
+        try
+        {
+            bool held = vm.TryInspect(
+                m => VmSnapshots.CannotCapture(m) is { } why ? (Json: null, Why: why) : (Json: VmSnapshots.Capture(m, memory), Why: (string?)null),
+                out var snapshot,
+                out string conflict);
+            if (!held || snapshot.Why != null)
+            {
+                return Results.Problem(title: "Conflict", statusCode: StatusCodes.Status409Conflict,
+                    detail: held ? $"cannot snapshot VM {id}: {snapshot.Why}" : conflict);
+            }
+            return Results.Text(snapshot.Json, "application/json; charset=utf-8");
+        }
+        catch (ObjectDisposedException)
+        {
+            return NoSuchVm(id);
+        }
+    }
 
     private static IResult NoSuchVm(string id) =>
         Results.Problem(title: "Not Found", detail: $"no VM with id '{id}'", statusCode: StatusCodes.Status404NotFound);

@@ -62,15 +62,17 @@ public sealed partial class ManagedVm : IDisposable
     public ulong Instructions => _machine.InstructionsRetired;
 
     /// <summary>Reads the image, checks it against the memory size, builds the machine and loads the
-    /// image into it, as <c>hv run</c> does before running. Any problem is a
+    /// image into it, as <c>hv run IMAGE [--append ...]</c> does before running. Any problem is a
     /// <see cref="VmRequestException"/> naming the field at fault, and nothing is left behind.</summary>
     public static ManagedVm Create(string id, VmSpec spec, ServiceOptions options, ILoggerFactory logging)
     {
         byte[] file = ReadImage(spec.Image);
-        MultibootKernel kernel;
+        BootImage image;
         try
         {
-            kernel = MultibootKernel.Check(file, spec.Memory);
+            // As hv run loads it: a multiboot kernel (its command line the image's path, then
+            // append), or an ELF64 kernel started in 64-bit mode.
+            image = BootImageLoader.Load(file, spec.Memory, new LoadOptions { Name = spec.Image, Append = spec.Append });
         }
         catch (ImageException e)
         {
@@ -93,7 +95,7 @@ public sealed partial class ManagedVm : IDisposable
         }
         try
         {
-            machine.Load(kernel);
+            machine.Load(image);
         }
         catch
         {
@@ -184,6 +186,26 @@ public sealed partial class ManagedVm : IDisposable
                     }
                     break;
             }
+            conflict = "";
+            return true;
+        }
+    }
+
+    /// <summary>Runs <paramref name="read"/> on the machine while the guest is held: paused or
+    /// stopped, and kept so until it returns (no action can run meanwhile). False with the reason in
+    /// other states.</summary>
+    public bool TryInspect<T>(Func<VirtualMachine, T> read, out T result, out string conflict)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_state is not (VmState.Paused or VmState.Stopped))
+            {
+                result = default!;
+                conflict = $"VM {Id} is {VmStates.Name(_state)}: only a paused or stopped VM can be inspected" + ActionHint(_state);
+                return false;
+            }
+            result = read(_machine);
             conflict = "";
             return true;
         }

@@ -37,6 +37,7 @@ public sealed class ConfiguredVm
     public string? Memory { get; set; }
     public string? Cpu { get; set; }
     public string? Append { get; set; }
+    public string? HostCpu { get; set; }
 
     public VmSpec ToSpec() => VmSpec.FromValues(new Dictionary<string, string?>
     {
@@ -45,6 +46,7 @@ public sealed class ConfiguredVm
         [VmSpec.MemoryField] = Memory,
         [VmSpec.CpuField] = Cpu,
         [VmSpec.AppendField] = Append,
+        [VmSpec.HostCpuField] = HostCpu,
     });
 }
 

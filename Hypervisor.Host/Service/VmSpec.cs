@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Hypervisor.Core.Machine.Models;
 using Hypervisor.Host.Cli;
 using Hypervisor.Host.Runtime;
 
@@ -17,14 +18,11 @@ public sealed record VmSpec
     public const string VendorField = "vendor";
     public const string MemoryField = "memory";
     public const string CpuField = "cpu";
+    public const string HostCpuField = "hostCpu";
     public const string AppendField = "append";
 
     /// <summary>Every field a spec has, in the order the API documents them.</summary>
-    public static IReadOnlyList<string> Fields { get; } = [ImageField, VendorField, MemoryField, CpuField, AppendField];
-
-    /// <summary>What the API answers for <c>append</c> until the multiboot command line exists in
-    /// the loader (<c>hv run --append</c>).</summary>
-    public const string AppendNotSupported = "not supported yet: the loader has no multiboot command line (hv run --append) to pass it to";
+    public static IReadOnlyList<string> Fields { get; } = [ImageField, VendorField, MemoryField, CpuField, AppendField, HostCpuField];
 
     /// <summary>The image file, as a full path.</summary>
     public required string Image { get; init; }
@@ -33,7 +31,16 @@ public sealed record VmSpec
     /// <summary>Guest CPUID edits as <c>--cpu</c> takes them; null is <c>host</c>.</summary>
     public CpuSpec? Cpu { get; init; }
 
-    public MachineOptions MachineOptions => new() { Vendor = Vendor, Cpu = Cpu };
+    /// <summary>The rest of the multiboot command line after the image's name (<c>--append</c>), or null.</summary>
+    public string? Append { get; init; }
+
+    /// <summary>The emulated hardware (<c>--host-cpu</c>): by default the vendor's own model, an
+    /// Intel one for vmx and an AMD one otherwise.</summary>
+    public HostCpuModel? HostCpu { get; init; }
+
+    public HostCpuModel EffectiveHostCpu => HostCpu ?? (Vendor == VendorKind.Vmx ? HostCpuModel.DefaultIntel : HostCpuModel.Default);
+
+    public MachineOptions MachineOptions => new() { Vendor = Vendor, Cpu = Cpu, HostCpu = EffectiveHostCpu };
 
     /// <summary>Checks a JSON request body. Every problem is reported, by field name.</summary>
     /// <exception cref="VmRequestException">the body is not a valid spec.</exception>
@@ -115,14 +122,21 @@ public sealed record VmSpec
             else
                 errors.Add(CpuField, error);
         }
+        HostCpuModel? hostCpu = null;
+        if (values.TryGetValue(HostCpuField, out string? modelText) && modelText != null)
+        {
+            hostCpu = HostCpuModel.Find(modelText);
+            if (hostCpu == null)
+                errors.Add(HostCpuField, $"unknown host CPU model '{modelText}'; the models are: {string.Join(", ", HostCpuModel.All.Select(m => m.Name))}");
+        }
+
         if (cpu != null && vendor == VendorKind.Bare)
             errors.Add(CpuField, "configures the hypervisor's guest; vendor bare runs the image on the software CPU itself, with the host model's own CPUID");
 
-        if (values.TryGetValue(AppendField, out string? append) && append != null)
-            errors.Add(AppendField, AppendNotSupported);
+        values.TryGetValue(AppendField, out string? append);
 
         errors.ThrowIfAny();
-        return new VmSpec { Image = image, Vendor = vendor, Memory = memory, Cpu = cpu };
+        return new VmSpec { Image = image, Vendor = vendor, Memory = memory, Cpu = cpu, HostCpu = hostCpu, Append = append };
     }
 
     private static string Describe(JsonValueKind kind) => kind switch

@@ -94,6 +94,9 @@ public sealed class GuestLib
         A.pop(esi);
     }
 
+    /// <summary>Prints the NUL-terminated string ESI points at (a string the guest finds at run time).</summary>
+    public void PrintAtEsi() => A.call(_puts);
+
     /// <summary>Prints AL.</summary>
     public void PutChar() => A.call(_putc);
     /// <summary>Prints EAX as an unsigned decimal number.</summary>

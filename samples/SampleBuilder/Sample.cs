@@ -15,6 +15,7 @@ public sealed record Sample(string FileName, string Description, Func<byte[]> Bu
         new("hello.elf", "prints a greeting on COM1 and exits through isa-debug-exit (ELF32)", Hello.Build),
         new("mbinfo.bin", "checks and prints the multiboot information the loader provides", BootInfo.Build),
         new("uart.bin", "reads back 16550 registers, the THRE interrupt and loopback", Uart.Build),
+        new("cmdline.bin", "prints the multiboot command line and each module's string, alignment, size and first line (hv run --append, --module)", CommandLine.Build),
         new("ports.bin", "reads an unclaimed port, exits with a 16-bit debug-exit write", Ports.Build),
         new("triple.bin", "prints a line, then triple-faults (hv status 3; QEMU -no-reboot exits 0)", TripleFault.Build),
         new("alu64.bin", "every integer ALU operation and size over edge values: hashes of results and defined flags", Differential.AluProgram.Build),

@@ -72,7 +72,7 @@ api() {
   body=$(cat "$tmp/body")
 }
 field() { # field NAME: a string or number field of $body (flat lookup, first match)
-  echo "$body" | grep -o "\"$1\":\(\"[^\"]*\"\|[0-9-]*\)" | head -n 1 | sed 's/^"[^"]*"://; s/^"//; s/"$//'
+  echo "$body" | grep -o "\"$1\": *\(\"[^\"]*\"\|[0-9-]*\)" | head -n 1 | sed 's/^"[^"]*": *//; s/^"//; s/"$//'
 }
 
 api POST /vms "{\"image\": \"$hello\", \"memory\": \"16M\"}"
@@ -99,6 +99,10 @@ check "with the status hv run gives" 1 "$(field status)"
 
 api GET "/vms/$id/serial"
 check "GET serial returns COM1 output" "Hello from hv!" "$body"
+
+api GET "/vms/$id/snapshot"
+check "GET snapshot of a stopped VM (200)" 200 "$code"
+check "is an hv snapshot" hv-snapshot "$(field format)"
 
 api PUT "/vms/$id/actions" '{"action": "pause"}'
 check "pausing a stopped VM is a conflict (409)" 409 "$code"
@@ -143,13 +147,25 @@ else
 fi
 
 # A second service on a socket in use is a service failure (status 5).
+# Job control on for this one: without it bash starts background commands with SIGINT ignored,
+# and an ignored signal stays ignored in hv.
+set -m
 "${hv[@]}" serve --socket "$sock" >/dev/null 2>&1 &
 pid=$!
+set +m
 for _ in $(seq 1 300); do [ -S "$sock" ] && break; sleep 0.1; done
 "${hv[@]}" serve --socket "$sock" >/dev/null 2>"$tmp/second.err"
 check "a socket in use gives status 5" 5 "$?"
-kill -TERM "$pid"
-wait "$pid"
-pid=""
+check "and says why" "hv serve: cannot listen on $sock: another process is listening on it (is hv serve already running?)" "$(cat "$tmp/second.err")"
+# Ctrl-C is SIGINT: the same graceful stop as SIGTERM.
+kill -INT "$pid"
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+  bad "hv serve still runs 10 s after SIGINT"
+else
+  wait "$pid"
+  check "SIGINT ends hv serve with status 0" 0 "$?"
+  pid=""
+fi
 
 summary

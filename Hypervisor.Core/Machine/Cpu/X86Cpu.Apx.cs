@@ -12,9 +12,10 @@ public sealed unsafe partial class X86Cpu
 
     private ulong _xcr0 = Xcr0Bits.X87;
 
-    /// <summary>XCR0. Setting it flushes the translated blocks when the APX bit changes, because
-    /// whether 0xD5 is a REX2 prefix or #UD was decided when those blocks were decoded; an XSETBV
-    /// doing so also ends its own block, whose rest was decoded under the old rule.</summary>
+    /// <summary>XCR0. Whether 0xD5 is a REX2 prefix or #UD is decided when a block is decoded, so
+    /// the APX bit is part of the decode key blocks are looked up with (a VM entry or exit that
+    /// switches XCR0 keeps both kinds of block cached); an XSETBV changing it ends its own block,
+    /// whose rest was decoded under the old rule.</summary>
     public ulong Xcr0
     {
         get => _xcr0;
@@ -24,11 +25,26 @@ public sealed unsafe partial class X86Cpu
             _xcr0 = value;
             if (apxChanged)
             {
-                FlushTranslations();
+                UpdateDecodeKey();
                 _stop = true;
             }
         }
     }
+
+    /// <summary>XCR0 as a hypervisor's world switch loads it (kvm_load_guest_xsave_state /
+    /// kvm_load_host_xsave_state), between runs: no block is mid-execution, so only the decode key
+    /// follows; blocks decoded under either XCR0[19] stay cached.</summary>
+    public void SwitchXcr0(ulong value)
+    {
+        _xcr0 = value;
+        UpdateDecodeKey();
+    }
+
+    /// <summary>Code size plus whether REX2 decodes: what a cached block must have been decoded for.</summary>
+    internal int DecodeKey { get; private set; } = 16;
+
+    private void UpdateDecodeKey() =>
+        DecodeKey = CodeBits | (CodeBits == 64 && IsApxEnabled ? Decoding.Block.Rex2Key : 0);
 
     /// <summary>True when XCR0[19] is set: REX2 is valid in 64-bit mode and R16..R31 are usable.</summary>
     public bool IsApxEnabled => (_xcr0 & Xcr0Apx) != 0;

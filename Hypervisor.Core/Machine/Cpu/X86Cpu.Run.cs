@@ -126,7 +126,7 @@ public sealed unsafe partial class X86Cpu
             linear = (uint)linear;
         int slot = (int)(linear ^ (linear >> 12)) & (JumpCacheSize - 1);
         Block? b = _jumpCache[slot];
-        if (b != null && b.Linear == linear && _jumpCacheEpoch[slot] == _tlbEpoch && b.Valid && b.Ip == Rip && b.CodeBits == CodeBits)
+        if (b != null && b.Linear == linear && _jumpCacheEpoch[slot] == _tlbEpoch && b.Valid && b.Ip == Rip && b.DecodeKey == DecodeKey)
             return b;
         return FindBlockSlow(linear, slot);
     }
@@ -140,14 +140,14 @@ public sealed unsafe partial class X86Cpu
         }
         if (!TranslateFetch(linear, raiseFault: true, out ulong phys))
             return null;
-        Block? b = _blocks.Lookup(phys, Rip, linear, CodeBits);
+        Block? b = _blocks.Lookup(phys, Rip, linear, DecodeKey);
         if (b != null && b.SecondPage != Block.NoSecondPage)
         {
             // The tail of its last instruction lies on another page, whose mapping may have changed.
             if (!TranslateFetch((linear & ~0xFFFUL) + 0x1000, raiseFault: false, out ulong p2) || (p2 & ~0xFFFUL) != b.SecondPage)
                 b = null;
         }
-        b ??= _blocks.Translate(phys, Rip, linear, CodeBits);
+        b ??= _blocks.Translate(phys, Rip, linear, DecodeKey);
         if (b == null)
             return null;
         _jumpCache[slot] = b;

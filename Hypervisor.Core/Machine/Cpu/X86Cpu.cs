@@ -163,6 +163,7 @@ public sealed unsafe partial class X86Cpu : IDisposable
         else
             CodeBits = cs.DefaultBig && !IsV86Mode ? 32 : 16;
         StackAddrSize = CodeBits == 64 ? 8 : (IsProtectedMode && !IsV86Mode && Segs[SegReg.Ss].DefaultBig ? 4 : 2);
+        UpdateDecodeKey();
         UpdateSegmentFastPaths();
         FlushFastTlb();
     }

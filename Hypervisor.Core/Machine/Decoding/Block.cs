@@ -5,12 +5,12 @@ namespace Hypervisor.Core.Machine.Decoding;
 /// and valid only for the CS offset, CS base and code size it was decoded for.</summary>
 public sealed class Block
 {
-    public Block(ulong physical, ulong ip, ulong linear, int codeBits, DecodedInsn[] insns, int count, ulong secondPage)
+    public Block(ulong physical, ulong ip, ulong linear, int decodeKey, DecodedInsn[] insns, int count, ulong secondPage)
     {
         Physical = physical;
         Ip = ip;
         Linear = linear;
-        CodeBits = codeBits;
+        DecodeKey = decodeKey;
         Insns = insns;
         Count = count;
         SecondPage = secondPage;
@@ -19,7 +19,13 @@ public sealed class Block
     public ulong Physical { get; }
     public ulong Ip { get; }
     public ulong Linear { get; }
-    public int CodeBits { get; }
+    public int CodeBits => DecodeKey & CodeBitsMask;
+    /// <summary>What decoding depended on: the code size, plus <see cref="Rex2Key"/> when REX2 was
+    /// decoded (64-bit mode with XCR0[19] set). A block is reused only under the same key.</summary>
+    public int DecodeKey { get; }
+
+    public const int CodeBitsMask = 0xFF;
+    public const int Rex2Key = 0x100;
     public DecodedInsn[] Insns { get; }
     public int Count { get; }
     /// <summary>Physical page of the last instruction's tail when it crosses a page, else <see cref="NoSecondPage"/>.</summary>

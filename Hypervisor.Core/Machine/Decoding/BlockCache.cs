@@ -26,18 +26,18 @@ internal sealed class BlockCache
 
     public bool IsCodePage(ulong physPage) => _byPage.ContainsKey(physPage);
 
-    public Block? Lookup(ulong physical, ulong ip, ulong linear, int codeBits)
+    public Block? Lookup(ulong physical, ulong ip, ulong linear, int decodeKey)
     {
-        if (_byPhysical.TryGetValue(physical, out var b) && b.Ip == ip && b.Linear == linear && b.CodeBits == codeBits)
+        if (_byPhysical.TryGetValue(physical, out var b) && b.Ip == ip && b.Linear == linear && b.DecodeKey == decodeKey)
             return b;
         return null;
     }
 
     /// <summary>Decodes a new block at the current RIP. Returns null when fetching its first
     /// instruction faulted or the CPU must exit (the fault or exit is pending on the CPU).</summary>
-    public Block? Translate(ulong physical, ulong ip, ulong linear, int codeBits)
+    public Block? Translate(ulong physical, ulong ip, ulong linear, int decodeKey)
     {
-        var block = _translator.Translate(physical, ip, linear, codeBits);
+        var block = _translator.Translate(physical, ip, linear, decodeKey);
         if (block == null)
             return null;
         if (_byPhysical.TryGetValue(physical, out var old))

@@ -40,8 +40,9 @@ internal sealed unsafe class BlockTranslator
         _d64 = Decoder.Create(64, _code, DecoderOptions.None);
     }
 
-    public Block? Translate(ulong physical, ulong ip, ulong linear, int codeBits)
+    public Block? Translate(ulong physical, ulong ip, ulong linear, int decodeKey)
     {
+        int codeBits = decodeKey & Block.CodeBitsMask;
         int pageOffset = (int)(physical & 0xFFF);
         int firstPart = 4096 - pageOffset;
         byte* host = _cpu.Memory.HostPointer(physical, out _);
@@ -54,7 +55,7 @@ internal sealed unsafe class BlockTranslator
         _code.Position = 0;
         _code.Length = firstPart;
         var decoder = codeBits switch { 64 => _d64, 32 => _d32, _ => _d16 };
-        bool apxEnabled = _cpu.IsApxEnabled;
+        bool apxEnabled = (decodeKey & Block.Rex2Key) != 0;
         decoder.IP = ip;
         ulong secondPage = Block.NoSecondPage;
         bool secondTried = false;
@@ -69,9 +70,9 @@ internal sealed unsafe class BlockTranslator
             int apxLength = 0;
             ulong jmpabsTarget = 0;
             // REX2 exists only in 64-bit mode with XCR0[19] set; elsewhere 0xD5 is AAD (16/32-bit)
-            // or #UD (64-bit), which Iced already decodes as such. The CPU drops every block when
-            // XCR0[19] changes, so the choice made here stays right for the block's lifetime.
-            if (codeBits == 64 && apxEnabled)
+            // or #UD (64-bit), which Iced already decodes as such. The block records the choice in
+            // its decode key and is reused only under the same one.
+            if (apxEnabled)
                 apx = _apx.Decode(_code.Bytes, start, _code.Length, insIp, out ins, out rex2, out apxLength, out jmpabsTarget);
             else
                 ins = default;
@@ -138,7 +139,7 @@ internal sealed unsafe class BlockTranslator
         Array.Copy(_scratch, insns, count);
         for (int k = 0; k < count; k++)
             insns[k].BlockIndex = (ushort)k;
-        return new Block(physical, ip, linear, codeBits, insns, count, secondPage);
+        return new Block(physical, ip, linear, decodeKey, insns, count, secondPage);
     }
 
     /// <summary>The REX2 forms Iced has no instruction for: a reserved one (#UD) or JMPABS, which

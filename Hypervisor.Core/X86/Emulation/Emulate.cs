@@ -36,6 +36,9 @@ public static partial class Emulate
                 ecx = (ecx & ~CpuFeatures.Osxsave.Mask) | ((v.Cr4 & Cr4.Osxsave) != 0 && (ecx & CpuFeatures.Xsave.Mask) != 0 ? CpuFeatures.Osxsave.Mask : 0);
                 ebx = (ebx & 0x00FF_FFFF) | ((uint)v.Id << 24); // initial APIC id
                 break;
+            case 0xD when e.Index == 0:
+                ebx = XsaveAreaSize(v, v.Xcr0); // the area XSAVE needs for what XCR0 enables now
+                break;
         }
         v.WriteGpr(Gpr.Rax, eax);
         v.WriteGpr(Gpr.Rbx, ebx);
@@ -198,6 +201,20 @@ public static partial class Emulate
             return InjectGp(v);
         v.Xcr0 = value;
         return Skip(v);
+    }
+
+    /// <summary>KVM's xstate_required_size for the standard format: the legacy region and header,
+    /// then each enabled extended component at the offset the guest's CPUID gives it.</summary>
+    internal static uint XsaveAreaSize(Vcpu v, ulong xcr0)
+    {
+        uint size = 512 + 64;
+        for (int bit = 2; bit < 63; bit++)
+        {
+            if ((xcr0 & (1UL << bit)) == 0) continue;
+            var c = v.Cpuid?.Lookup(0xD, (uint)bit) ?? default;
+            size = Math.Max(size, c.Ebx + c.Eax);
+        }
+        return size;
     }
 
     public static bool IsValidXcr0(Vcpu v, ulong xcr0)

@@ -101,6 +101,23 @@ public class ApxCommonLayerTests
     }
 
     [Test]
+    public void Cpuid0D_Ebx_FollowsGuestXcr0()
+    {
+        using var g = new Guest(HostCpuModel.DiamondRapids, offerApx: true);
+        var v = g.Vcpu;
+        uint Ebx()
+        {
+            v.WriteGpr(Gpr.Rax, 0xD);
+            v.WriteGpr(Gpr.Rcx, 0);
+            Emulate.Cpuid(v);
+            return (uint)v.ReadGpr(Gpr.Rbx);
+        }
+        Assert.That(Ebx(), Is.EqualTo(576u), "x87 only: legacy region and header");
+        Emulate.Xsetbv(v, 0, Xcr0Bits.X87 | Xcr0Bits.Apx);
+        Assert.That(Ebx(), Is.EqualTo(1088u), "component 19 ends at 960 + 128");
+    }
+
+    [Test]
     public void Xsetbv_ApxWithoutApxFInGuestCpuid_Gp()
     {
         // Leaf 0xD still lists bit 19, but the guest's (7,1) has no APX_F: the guest caps decide.
@@ -152,6 +169,21 @@ public class ApxCommonLayerTests
         Assert.That(back.Egprs, Is.EqualTo(regs.Egprs));
         Assert.That(back.R15, Is.EqualTo(0xF));
         Assert.That(g.Vcpu.ReadGpr(31), Is.EqualTo(0x160FUL), "GPR 31 is R31 in the cache");
+    }
+
+    [Test]
+    public void XsaveState_GuestXcr0OnTheProcessorOnlyBetweenEntryAndExit()
+    {
+        using var g = new Guest(HostCpuModel.DiamondRapids, offerApx: true);
+        var v = g.Vcpu;
+        v.Regs.Write(VcpuReg.Cr4, v.Cr4 | Cr4.Osxsave);
+        v.SetXcr0(Xcr0Bits.X87 | Xcr0Bits.Apx);
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "KVM_SET_XCRS changes the vCPU, not the processor");
+        v.LoadGuestXsaveState();
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87 | Xcr0Bits.Apx), "guest XCR0 while the guest runs");
+        Assert.That(v.Cpu.IsApxEnabled, Is.True);
+        v.LoadHostXsaveState();
+        Assert.That(v.Cpu.Xcr0, Is.EqualTo(Xcr0Bits.X87), "host XCR0 after exit");
     }
 
     [Test]

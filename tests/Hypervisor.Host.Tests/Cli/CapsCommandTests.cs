@@ -79,11 +79,25 @@ public class CapsCommandTests
     }
 
     [Test]
-    public void Caps_Vmx_NotImplementedStatus2()
+    public void Caps_Vmx_DefaultIntelModelWithApxAndWithoutSvm()
     {
         var o = InProcessHv.Invoke("caps", "--vendor", "vmx");
+        Assert.That((o.Status, o.Error), Is.EqualTo((0, "")));
+        Assert.That(o.Out, Does.StartWith($"KVM_GET_SUPPORTED_CPUID of the vmx module on host CPU model {HostCpuModel.DefaultIntel.Name} "));
+        var json = InProcessHv.Invoke("caps", "--vendor", "vmx", "--json");
+        using var doc = JsonDocument.Parse(json.Out);
+        Assert.That(doc.RootElement.GetRawText(), Is.Not.Empty);
+        var kvm = Hypervisor.Core.X86.KvmX86.Register(new Hypervisor.Vmx.VmxOps(), HostCpuModel.DefaultIntel);
+        Assert.That(kvm.SupportedCaps.Has(Hypervisor.Core.X86.Cpuid.CpuFeatures.ApxF), Is.True, "VMX offers APX where the host has it");
+        Assert.That(kvm.SupportedCaps.Has(Hypervisor.Core.X86.Cpuid.CpuFeatures.Vmx), Is.False, "no nested VMX");
+    }
+
+    [Test]
+    public void Caps_VmxOnAnAmdModel_Status2()
+    {
+        var o = InProcessHv.Invoke("caps", "--vendor", "vmx", "--host-cpu", "zen5");
         Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
-        Assert.That(o.Error, Is.EqualTo("hv: --vendor vmx: the VMX vendor module is not implemented yet (issue 4)\n"));
+        Assert.That(o.Error, Does.StartWith("hv: --vendor vmx on host CPU model zen5: "));
         Assert.That(o.Out, Is.Empty);
     }
 

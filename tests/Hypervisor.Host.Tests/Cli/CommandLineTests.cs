@@ -27,7 +27,9 @@ public class CommandLineTests
         Assert.That(p.GetValue(run.MaxInstructions), Is.Null);
         Assert.That(p.GetValue(run.Stats), Is.False);
         Assert.That(p.GetValue(run.Vendor), Is.EqualTo("svm"));
-        Assert.That(p.GetValue(run.HostCpu), Is.EqualTo("zen5"));
+        Assert.That(p.GetValue(run.HostCpu), Is.Null, "not given: the vendor's default model (zen5 for svm)");
+        Assert.That(MachineCommandOptions.ModelOf(p.GetValue(run.HostCpu), VendorKind.Svm).Name, Is.EqualTo("zen5"));
+        Assert.That(MachineCommandOptions.ModelOf(p.GetValue(run.HostCpu), VendorKind.Vmx).Name, Is.EqualTo("diamond-rapids"));
         Assert.That(p.GetValue(run.Cpu), Is.Null, "-cpu host unedited");
         Assert.That(p.GetValue(run.Intercept), Is.Null);
     }
@@ -98,7 +100,7 @@ public class CommandLineTests
     [TestCase("run", "k.bin", "--frobnicate")]
     [TestCase("explode")]
     [TestCase("bench", "--min-seconds", "0")]
-    [TestCase("bench", "--vendor", "vmx")]
+    [TestCase("bench", "--vendor", "xen")]
     [TestCase("caps", "--host-cpu")]
     [TestCase("run", "k.bin", "--host-cpu", "zen9")]
     [TestCase("run", "k.bin", "--cpu", "host,+nosuchfeature")]
@@ -127,7 +129,7 @@ public class CommandLineTests
         var o = InProcessHv.Invoke("run", "--help");
         Assert.That(o.Status, Is.EqualTo(0));
         Assert.That(o.Out, Does.Contain("--memory <SIZE>").And.Contain("[default: 256M]").And.Contain("--max-instructions <N>").And.Contain("--stats"));
-        Assert.That(o.Out, Does.Contain("--vendor <svm|vmx|bare>").And.Contain("[default: svm]").And.Contain("--host-cpu <NAME>").And.Contain("[default: zen5]"));
+        Assert.That(o.Out, Does.Contain("--vendor <svm|vmx|bare>").And.Contain("[default: svm]").And.Contain("--host-cpu <NAME>").And.Contain("(default: zen5 for svm and bare, diamond-rapids for vmx)"));
         Assert.That(o.Out, Does.Contain("--cpu <host[,+feature|,-feature...]>").And.Contain("--intercept <cr3,invpcid>"));
     }
 

@@ -60,7 +60,7 @@ public class RunCommandTests
         var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--stats");
         Assert.That(o.Status, Is.EqualTo(1));
         Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\n"
-            + @"exits to userspace: KVM_EXIT_IO \d+\nsvm exits: VMEXIT_IOIO \d+, VMEXIT_NPF 1\n$"));
+            + @"exit reason  count  kind\nKVM_EXIT_IO     38  to userspace\nVMEXIT_IOIO     38  svm exit\nVMEXIT_NPF       1  svm exit\n$"));
         Assert.That(o.SerialText, Is.EqualTo("Hello from hv!\n"), "stats never mix into the guest's output");
     }
 
@@ -69,10 +69,11 @@ public class RunCommandTests
     {
         var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--stats", "--vendor", "bare");
         Assert.That(o.Status, Is.EqualTo(1));
-        Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\nexits: io \d+\n$"));
+        Assert.That(o.Error, Does.Match(@"^instructions retired: \d+\nwall time: \d+\.\d{3} s\nMIPS: \d+\.\d\nexit reason  count  kind\nio              38  cpu exit\n$"));
     }
 
     [TestCase("svm")]
+    [TestCase("vmx")]
     [TestCase("bare")]
     public void Run_Vendor_SameGuestOutputAndStatus(string vendor)
     {
@@ -81,11 +82,11 @@ public class RunCommandTests
     }
 
     [Test]
-    public void Run_Vmx_NotImplementedStatus2()
+    public void Run_VmxOnAnAmdModel_Status2()
     {
-        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "vmx");
+        var o = InProcessHv.Invoke("run", Path.Combine(RepositoryPaths.SampleImages, "hello.elf"), "--vendor", "vmx", "--host-cpu", "zen4");
         Assert.That(o.Status, Is.EqualTo(ExitCodes.UsageOrImageError));
-        Assert.That(SingleLine(o.Error), Is.EqualTo("hv: --vendor vmx: the VMX vendor module is not implemented yet (issue 4)"));
+        Assert.That(SingleLine(o.Error), Does.Contain("--vendor vmx on host CPU model zen4: host CPU model zen4 has no VMX"));
         Assert.That(o.Serial, Is.Empty);
     }
 
@@ -175,6 +176,13 @@ public class RunCommandTests
         yield return new TestCaseData(RawElf.Build(32, 0x100000, new RawSegment(0x100000, new byte[0x100]), new RawSegment(0x1000F0, new byte[16])),
             "overlap").SetName("Run_OverlappingSegments_Status2");
         yield return new TestCaseData(TestImages.Patch32(good, 28, 0x200000), "entry point 0x200000 is outside the loaded code").SetName("Run_EntryOutsideCode_Status2");
+        // ELF64 without a multiboot header: the 64-bit loader's own errors.
+        byte[] elf64 = RawElf.Build(64, 0x200000, multiboot: false, new RawSegment(0x200000, new byte[16]));
+        yield return new TestCaseData(elf64[..100], "truncated: the program header table [0x40, 0x78) extends past the end of the file (0x64)").SetName("Run_TruncatedElf64_Status2");
+        yield return new TestCaseData(RawElf.Build(64, 0x2000, multiboot: false, new RawSegment(0x2000, new byte[16])),
+            "overlaps [0x1000, 0x9000), where hv puts the 64-bit boot GDT, TSS, page tables and stack").SetName("Run_Elf64OverBootStructures_Status2");
+        yield return new TestCaseData(RawElf.Build(64, 0x210000, multiboot: false, new RawSegment(0x200000, new byte[16])),
+            "entry point 0x210000 is outside the loaded code").SetName("Run_Elf64EntryOutsideCode_Status2");
     }
 
     [TestCaseSource(nameof(BrokenImages))]

@@ -39,10 +39,11 @@ public class QemuDifferentialTests
     private static IEnumerable<TestCaseData> Images() =>
         RepositoryPaths.SampleImageFiles().Select(f => new TestCaseData(f).SetArgDisplayNames(Path.GetFileName(f)));
 
-    /// <summary>The image under hv, as <c>hv run</c> runs it by default (a VM under SVM), keeping how the run ended.</summary>
-    private static (RunResult Result, byte[] Serial) RunHv(string image)
+    /// <summary>The image under hv, as <c>hv run</c> runs it by default (a VM under SVM), keeping how
+    /// the run ended: named by its path (the first word of the command line, as QEMU gives it).</summary>
+    private static (RunResult Result, byte[] Serial) RunHv(string image, LoadOptions? options = null)
     {
-        var kernel = MultibootKernel.Check(File.ReadAllBytes(image), Memory);
+        var kernel = BootImageLoader.Load(File.ReadAllBytes(image), Memory, options ?? new LoadOptions { Name = image });
         var serial = new MemoryStream();
         using var vm = VirtualMachine.Create(Memory, serial);
         Assert.That(vm, Is.InstanceOf<SvmMachine>(), "the default machine is a VM under SVM");
@@ -51,14 +52,47 @@ public class QemuDifferentialTests
     }
 
     [TestCaseSource(nameof(Images))]
-    public void Image_UnderHvAndQemu_SameSerialOutputAndStatus(string image)
+    public void Image_UnderHvAndQemu_SameSerialOutputAndStatus(string image) => Compare(image, RunHv(image), []);
+
+    /// <summary>The command line and modules: hv's <c>--append</c> and <c>--initrd</c>/<c>--module</c>
+    /// against QEMU's <c>-append</c> and <c>-initrd "FILE ARGS,FILE ARGS"</c>.</summary>
+    [Test]
+    public void CommandLineSample_WithAppendAndModules_SameAsQemu()
+    {
+        string image = Path.Combine(RepositoryPaths.SampleImages, "cmdline.bin");
+        string dir = Directory.CreateTempSubdirectory("hv-diff-").FullName;
+        try
+        {
+            string first = Path.Combine(dir, "initrd.img"), second = Path.Combine(dir, "notes.txt");
+            File.WriteAllBytes(first, new byte[5000]);
+            File.WriteAllText(second, "a module's first line\nand its second\n");
+            var options = new LoadOptions
+            {
+                Name = image,
+                Append = "console=ttyS0 root=/dev/vda quiet",
+                Modules =
+                [
+                    new MultibootModule(first, File.ReadAllBytes(first), first),
+                    new MultibootModule(second, File.ReadAllBytes(second), $"{second} key=value two words"),
+                ],
+            };
+            Compare(image, RunHv(image, options),
+                ["-append", "console=ttyS0 root=/dev/vda quiet", "-initrd", $"{first},{second} key=value two words"]);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static void Compare(string image, (RunResult Result, byte[] Serial) hv, IReadOnlyList<string> qemuArguments)
     {
         var oracle = RequireOracle();
-        var (result, serial) = RunHv(image);
+        var (result, serial) = hv;
         int? expected = DifferentialStatus.ExpectedQemuStatus(result);
         Assert.That(expected, Is.Not.Null, $"hv ended with {result}, which QEMU cannot reproduce");
 
-        var qemu = oracle.Run(image, Timeout, (int)(Memory >> 20));
+        var qemu = oracle.Run(image, Timeout, (int)(Memory >> 20), qemuArguments);
         if (qemu.ExitStatus == 2 && qemu.Stderr.StartsWith("qemu-oracle:", StringComparison.Ordinal))
             Unavailable(qemu.Stderr.Trim()); // the script itself could not run QEMU (not installed, cannot install)
         Assert.That(qemu.TimedOut, Is.False, $"QEMU did not finish within {Timeout.TotalSeconds} s: {qemu.Stderr}");

@@ -67,8 +67,13 @@ public class SvmMachineTests
         vm.Dispose();
         Assert.That(w.ToString(), Does.Match(
             "^instructions retired: 1\nwall time: \\d+\\.\\d{3} s\nMIPS: \\d+\\.\\d\n"
-            + "exits to userspace: KVM_EXIT_IO 1, KVM_EXIT_HLT 1\n"
-            + "svm exits: VMEXIT_CPUID 2, VMEXIT_HLT 1, VMEXIT_IOIO 1, VMEXIT_NPF 1\n$"));
+            + "exit reason   count  kind\n"
+            + "KVM_EXIT_IO       1  to userspace\n"
+            + "KVM_EXIT_HLT      1  to userspace\n"
+            + "VMEXIT_CPUID      2  svm exit\n"
+            + "VMEXIT_HLT        1  svm exit\n"
+            + "VMEXIT_IOIO       1  svm exit\n"
+            + "VMEXIT_NPF        1  svm exit\n$"));
     }
 
     [Test]
@@ -191,9 +196,17 @@ public class SvmMachineTests
     }
 
     [Test]
-    public void Create_Vmx_IsNotImplemented()
+    public void Create_VmxOnAnAmdModel_IsAConfigurationError()
     {
         var e = Assert.Throws<MachineConfigurationException>(() => VirtualMachine.Create(Mem, Stream.Null, new MachineOptions { Vendor = VendorKind.Vmx }));
-        Assert.That(e!.Message, Does.Contain("not implemented yet (issue 4)"));
+        Assert.That(e!.Message, Does.Contain("--vendor vmx on host CPU model zen5: host CPU model zen5 has no VMX"));
+    }
+
+    [Test]
+    public void Create_VmxForVendor_IsAVmxMachineOnTheIntelDefault()
+    {
+        using var vm = VirtualMachine.Create(Mem, Stream.Null, MachineOptions.ForVendor(VendorKind.Vmx));
+        Assert.That(vm, Is.InstanceOf<VmxMachine>());
+        Assert.That(((VmxMachine)vm).Vcpu.Cpu.Model, Is.SameAs(HostCpuModel.DefaultIntel));
     }
 }

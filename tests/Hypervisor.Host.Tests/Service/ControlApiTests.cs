@@ -118,7 +118,7 @@ public class ControlApiTests
     [TestCase("{\"image\": \"x\", \"vendor\": \"ppc\"}", "vendor", "not a vendor")]
     [TestCase("{\"image\": \"x\", \"cpu\": \"host,+warp\"}", "cpu", "warp")]
     [TestCase("{\"image\": \"/nonexistent/k.elf\"}", "image", "no such file")]
-    [TestCase("{\"image\": \"x\", \"append\": \"console=ttyS0\"}", "append", "not supported yet")]
+    [TestCase("{\"image\": \"x\", \"hostCpu\": \"i486\"}", "hostCpu", "unknown host CPU model")]
     public async Task BadCreateRequest_Is400AndCreatesNothing(string body, string field, string message)
     {
         var r = await _hv.Http.PostAsync("/vms", new StringContent(body, Encoding.UTF8, "application/json"));
@@ -159,11 +159,57 @@ public class ControlApiTests
     }
 
     [Test]
-    public async Task Snapshot_IsNotImplementedYetAndSaysSo()
+    public async Task Append_ReachesTheGuestAsItsMultibootCommandLine()
     {
-        string id = await _hv.CreateVmAsync(new { image = ServiceGuests.Hello, memory = "16M" });
-        var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.NotImplemented);
-        Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("not implemented yet"));
+        string id = await _hv.CreateVmAsync(new { image = _guests.CommandLine, memory = "16M", append = "console=ttyS0 quiet" });
+        Assert.That((await _hv.GetVmAsync(id)).GetProperty("append").GetString(), Is.EqualTo("console=ttyS0 quiet"));
+        await _hv.ActAsync(id, "start");
+        await _hv.WaitForAsync(id, v => v.GetProperty("state").GetString() == "stopped", "the guest to end");
+        Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/serial"), Is.EqualTo($"{_guests.CommandLine} console=ttyS0 quiet"));
+    }
+
+    [Test]
+    public async Task Snapshot_OfAPausedVm_IsTheVcpuSnapshotJson()
+    {
+        string id = await _hv.CreateVmAsync(new { image = _guests.Forever, memory = "16M" });
+        var early = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.Conflict);
+        Assert.That(early.GetProperty("detail").GetString(), Does.Contain("only a paused or stopped VM"));
+        await _hv.ActAsync(id, "start");
+        await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.Conflict);
+        await _hv.WaitForAsync(id, v => v.GetProperty("serialBytes").GetInt64() > 0, "output");
+        await _hv.ActAsync(id, "pause");
+
+        var r = await _hv.Http.GetAsync($"/vms/{id}/snapshot");
+        string text = await r.Content.ReadAsStringAsync();
+        Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+        Assert.That(r.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/json"));
+        var snapshot = JsonDocument.Parse(text).RootElement;
+        Assert.That(snapshot.GetProperty("format").GetString(), Is.EqualTo("hv-snapshot"));
+        Assert.That(snapshot.GetProperty("vendor").GetString(), Is.EqualTo("svm"));
+        Assert.That(snapshot.GetProperty("memory").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        Assert.That(snapshot.TryGetProperty("checksum", out _), Is.True);
+        // Held: a second capture is the same snapshot.
+        Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/snapshot"), Is.EqualTo(text));
+
+        var withMemory = JsonDocument.Parse(await _hv.Http.GetStringAsync($"/vms/{id}/snapshot?memory=true")).RootElement;
+        Assert.That(withMemory.GetProperty("memory").GetProperty("sha256").GetString(), Has.Length.EqualTo(64));
+        Assert.That(withMemory.GetProperty("memory").GetProperty("file").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot?memory=maybe"), HttpStatusCode.BadRequest);
+        await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot?regs=all"), HttpStatusCode.BadRequest);
+
+        await _hv.ActAsync(id, "stop");
+        var stopped = await _hv.Http.GetAsync($"/vms/{id}/snapshot");
+        Assert.That(stopped.StatusCode, Is.EqualTo(HttpStatusCode.OK), "a stopped VM can be captured too");
+        Assert.That(await stopped.Content.ReadAsStringAsync(), Is.EqualTo(text), "stop changes nothing in the vCPU held at a slice boundary");
+    }
+
+    [Test]
+    public async Task Snapshot_OfTheBareMachine_IsRefused()
+    {
+        string id = await _hv.CreateVmAsync(new { image = ServiceGuests.Hello, memory = "16M", vendor = "bare" });
+        await _hv.ActAsync(id, "stop");
+        var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.Conflict);
+        Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("bare machine"));
     }
 
     [Test]

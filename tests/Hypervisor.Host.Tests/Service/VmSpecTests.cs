@@ -32,6 +32,15 @@ public class VmSpecTests
     }
 
     [Test]
+    public void HostCpu_DefaultsToTheVendorsOwnModel()
+    {
+        Assert.That(Parse("""{"image": "k"}""").EffectiveHostCpu.Name, Is.EqualTo("zen5"));
+        Assert.That(Parse("""{"image": "k", "vendor": "vmx"}""").EffectiveHostCpu.Name, Is.EqualTo("diamond-rapids"));
+        Assert.That(Parse("""{"image": "k", "hostCpu": "zen4"}""").MachineOptions.HostCpu.Name, Is.EqualTo("zen4"));
+        Assert.That(Errors("""{"image": "k", "hostCpu": "486"}""")["hostCpu"][0], Does.Contain("unknown host CPU model '486'"));
+    }
+
+    [Test]
     public void UnknownField_IsNamed()
     {
         var e = Errors("""{"image": "k", "mem": "1G"}""");
@@ -63,9 +72,9 @@ public class VmSpecTests
     }
 
     [Test]
-    public void Append_IsRefusedUntilTheLoaderTakesACommandLine()
+    public void Append_IsKeptForTheCommandLine()
     {
-        var e = Errors("""{"image": "k", "append": "console=ttyS0"}""");
-        Assert.That(e["append"][0], Is.EqualTo(VmSpec.AppendNotSupported));
+        Assert.That(Parse("""{"image": "k", "append": "console=ttyS0 quiet"}""").Append, Is.EqualTo("console=ttyS0 quiet"));
+        Assert.That(Parse("""{"image": "k"}""").Append, Is.Null);
     }
 }

@@ -13,7 +13,10 @@ internal sealed record RawSegment(ulong PhysicalAddress, byte[] Bytes, ulong Mem
 /// </summary>
 internal static class RawElf
 {
-    public static byte[] Build(int bits, ulong entry, params RawSegment[] segments)
+    public static byte[] Build(int bits, ulong entry, params RawSegment[] segments) => Build(bits, entry, multiboot: true, segments);
+
+    /// <param name="multiboot">False leaves the multiboot header's 12 bytes zero: a plain ELF file.</param>
+    public static byte[] Build(int bits, ulong entry, bool multiboot, params RawSegment[] segments)
     {
         bool b64 = bits == 64;
         int eh = b64 ? 64 : 52, ph = b64 ? 56 : 32;
@@ -73,6 +76,8 @@ internal static class RawElf
             s.Bytes.CopyTo(f, offset);
             offset += s.Bytes.Length;
         }
+        if (!multiboot)
+            return f;
         var mb = b[(eh + ph * segments.Length)..];
         BinaryPrimitives.WriteUInt32LittleEndian(mb, MultibootHeader.Magic);
         BinaryPrimitives.WriteUInt32LittleEndian(mb[4..], 0);

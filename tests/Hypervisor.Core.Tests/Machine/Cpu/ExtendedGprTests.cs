@@ -42,22 +42,4 @@ public class ExtendedGprTests
         Assert.That(Enumerable.Range(16, 16).Select(cpu.GetExtendedGpr), Is.All.EqualTo(0UL));
         Assert.That(() => cpu.SaveExtendedGprs(new ulong[15]), Throws.ArgumentException);
     }
-
-    [Test]
-    public void Xcr0_ApxBitChange_FlushesTranslationsOtherBitsDoNot()
-    {
-        using var cpu = NewCpu(out var mem);
-        using var _ = mem;
-        mem.Write(0x1000, new byte[] { 0x90, 0xF4 }); // NOP; HLT in real mode at 0000:1000
-        cpu.SetSegment(SegReg.Cs, Segment.RealMode(0, 0x9B));
-        cpu.Rip = 0x1000;
-        cpu.Run(10);
-        Assert.That(cpu.CachedBlocks, Is.GreaterThan(0));
-        Assert.That(cpu.IsApxEnabled, Is.False);
-        cpu.Xcr0 = Xcr0Bits.X87;
-        Assert.That(cpu.CachedBlocks, Is.GreaterThan(0), "same APX bit: blocks stay");
-        cpu.Xcr0 = Xcr0Bits.X87 | X86Cpu.Xcr0Apx;
-        Assert.That(cpu.IsApxEnabled, Is.True);
-        Assert.That(cpu.CachedBlocks, Is.EqualTo(0), "APX bit changed: decoded blocks dropped");
-    }
 }

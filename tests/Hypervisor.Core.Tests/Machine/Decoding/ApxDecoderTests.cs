@@ -254,6 +254,12 @@ public class ApxDecoderTests
         exit = m.Cpu.Run(100);
         Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Hlt), exit.ToString());
         Assert.That(m.Cpu.GetExtendedGpr(16), Is.EqualTo(9));
+        // And back: with XCR0[19] clear again the REX2 block is not reused either.
+        m.Cpu.Xcr0 = Xcr0Bits.X87;
+        m.Cpu.Rip = GuestMachine.CodeBase;
+        m.Cpu.SetGpr(Gpr.Rsp, GuestMachine.StackTop);
+        exit = m.Cpu.Run(100);
+        AssertUd(m, exit, GuestMachine.CodeBase);
     }
 
     [Test]
