@@ -7,6 +7,7 @@ namespace Hypervisor.Host.Tests.Examples;
 public class SerialGuestTests
 {
     [TestCase(TestVendor.Svm)]
+    [TestCase(TestVendor.Vmx)]
     public void WritesAToCom1_ThenHalts(TestVendor vendor)
     {
         using var vm = TestVm.Create(vendor);
