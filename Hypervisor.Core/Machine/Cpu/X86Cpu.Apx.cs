@@ -13,9 +13,9 @@ public sealed unsafe partial class X86Cpu
     private ulong _xcr0 = Xcr0Bits.X87;
 
     /// <summary>XCR0. Whether 0xD5 is a REX2 prefix or #UD is decided when a block is decoded, so
-    /// the APX bit is part of the decode key blocks are looked up with (a VM entry or exit that
-    /// switches XCR0 keeps both kinds of block cached); an XSETBV changing it ends its own block,
-    /// whose rest was decoded under the old rule.</summary>
+    /// the APX bit is part of the decode key blocks are looked up with: nothing is flushed when it
+    /// changes, and a block is reused only under the key it was decoded with. An XSETBV changing
+    /// it ends its own block, whose rest was decoded under the old rule.</summary>
     public ulong Xcr0
     {
         get => _xcr0;
@@ -31,9 +31,8 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
-    /// <summary>XCR0 as a hypervisor's world switch loads it (kvm_load_guest_xsave_state /
-    /// kvm_load_host_xsave_state), between runs: no block is mid-execution, so only the decode key
-    /// follows; blocks decoded under either XCR0[19] stay cached.</summary>
+    /// <summary>XCR0 as a hypervisor's world switch loads it between runs (kvm_load_guest_xsave_state /
+    /// kvm_load_host_xsave_state). Nothing is flushed; the decode key follows XCR0[19].</summary>
     public void SwitchXcr0(ulong value)
     {
         _xcr0 = value;

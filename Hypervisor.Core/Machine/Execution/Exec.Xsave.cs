@@ -19,8 +19,9 @@ internal static unsafe partial class Exec
     public static void Xrstor(X86Cpu c, ref DecodedInsn i) => EmitXrstor(c, ref i, rex64: false);
     public static void Xrstor64(X86Cpu c, ref DecodedInsn i) => EmitXrstor(c, ref i, rex64: true);
 
-    /// <summary>The checks XSAVE and XRSTOR share: #UD without CR4.OSXSAVE, #NM with CR0.TS,
-    /// #GP(0) unless the area is 64-byte aligned. Returns the area's offset in its segment.</summary>
+    /// <summary>The checks XSAVE and XRSTOR share: #UD without CR4.OSXSAVE (a LOCK prefix is #UD
+    /// already: Iced decodes it as invalid), #NM with CR0.TS, #GP(0) unless the area is 64-byte
+    /// aligned. Returns the area's offset in its segment.</summary>
     private static bool XsaveArea(X86Cpu c, ref DecodedInsn i, out ulong offset)
     {
         offset = 0;

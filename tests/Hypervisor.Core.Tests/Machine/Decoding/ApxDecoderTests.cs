@@ -263,6 +263,46 @@ public class ApxDecoderTests
     }
 
     [Test]
+    public void SwitchXcr0_BetweenRuns_FlushesNothingAndDecodesOnce()
+    {
+        using var m = Apx(enabled: false);
+        m.Cpu.SetGpr(Gpr.Rax, 3);
+        var exit = m.Run(a => a.db(0xD5, 0x18, 0x89, 0xC0)); // mov r16, rax (REX2): #UD with XCR0[19] clear
+        AssertUd(m, exit, GuestMachine.CodeBase);
+        long translations = m.Cpu.BlockTranslations;
+        for (int round = 0; round < 3; round++)
+        {
+            m.Memory.WriteU32(ExceptionTrap.RecordBase, 0xFFFF_FFFF);
+            m.Cpu.SwitchXcr0(Xcr0Bits.X87 | X86Cpu.Xcr0Apx);
+            m.Cpu.Rip = GuestMachine.CodeBase;
+            m.Cpu.SetGpr(Gpr.Rsp, GuestMachine.StackTop);
+            exit = m.Cpu.Run(100);
+            Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Hlt), exit.ToString());
+            Assert.That(m.Caught, Is.Null);
+            Assert.That(m.Cpu.GetExtendedGpr(16), Is.EqualTo(3));
+            m.Cpu.SwitchXcr0(Xcr0Bits.X87);
+        }
+        // Decoded once under XCR0[19] = 1, then found again by its decode key on every later run.
+        Assert.That(m.Cpu.BlockTranslations - translations, Is.EqualTo(1));
+    }
+
+    [TestCase(1, TestName = "Rex2_PayloadOnNextPage_Decoded")]
+    [TestCase(3, TestName = "Rex2_ModrmOnNextPage_Decoded")]
+    public void Rex2_InstructionCrossingAPage_Decoded(int bytesOnFirstPage)
+    {
+        using var m = Apx();
+        ulong at = GuestMachine.CodeBase + 0x1000 - (ulong)bytesOnFirstPage;
+        m.Memory.Write(at, new byte[] { 0xD5, 0x18, 0x89, 0xC0, 0xF4 }); // mov r16, rax; hlt
+        var exit = m.Run(a =>
+        {
+            a.mov(eax, 77);
+            a.jmp(at);
+        });
+        AssertHalted(m, exit);
+        Assert.That(m.Cpu.GetExtendedGpr(16), Is.EqualTo(77));
+    }
+
+    [Test]
     public void D5_In32BitMode_IsAadEvenWithApxEnabled()
     {
         using var g = new GuestMachine(GuestMode.Protected32, HostCpuModel.DiamondRapids);

@@ -200,6 +200,19 @@ public class XsaveTests
     }
 
     [Test]
+    public void Xsave_LockPrefix_Ud()
+    {
+        using var m = Apx();
+        m.Run(a =>
+        {
+            EnableXsave(a, X87AndApx);
+            AllComponents(a);
+            a.db(0xF0, 0x48, 0x0F, 0xAE, 0x23); // lock xsave64 [rbx]
+        });
+        Assert.That(m.Caught?.Vector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
     public void Xsave_Cr0Ts_Nm()
     {
         using var m = Apx();
