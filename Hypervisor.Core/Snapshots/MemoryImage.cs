@@ -22,10 +22,10 @@ public sealed class MemoryImage
     public const int ChunkSize = 1 << 20;
     public const string ZeroChunk = "0";
 
-    private readonly byte[][]? _data;   // captured in this process, one array per slot
+    private readonly byte[]?[]? _data;  // captured in this process: a copy of each non-zero chunk (null: all zero)
     private readonly string? _path;     // or read from this file
 
-    private MemoryImage(IReadOnlyList<MemoryImageSlot> slots, ulong size, string sha256, string[] chunks, byte[][]? data, string? path)
+    private MemoryImage(IReadOnlyList<MemoryImageSlot> slots, ulong size, string sha256, string[] chunks, byte[]?[]? data, string? path)
     {
         Slots = slots;
         Size = size;
@@ -44,29 +44,39 @@ public sealed class MemoryImage
 
     public int ZeroChunks => Chunks.Count(c => c == ZeroChunk);
 
-    /// <summary>Copies every slot of <paramref name="memory"/> and hashes it.</summary>
+    private static readonly byte[] Zeros = new byte[ChunkSize];
+
+    /// <summary>Copies every non-zero chunk of <paramref name="memory"/>'s user slots and hashes
+    /// them; all-zero chunks are neither copied nor stored (most of a large guest's memory).</summary>
     public static MemoryImage Capture(PhysicalMemory memory)
     {
         var slots = new List<MemoryImageSlot>();
-        var data = new List<byte[]>();
+        var chunks = new List<string>();
+        var data = new List<byte[]?>();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         ulong offset = 0;
         foreach (var s in UserSlots(memory))
         {
             if (s.Size > int.MaxValue)
                 throw new SnapshotException($"memory slot {s.Id} is {s.Size >> 20} MiB: snapshots hold slots of up to 2 GiB");
-            var bytes = GC.AllocateUninitializedArray<byte>((int)s.Size);
-            s.AsSpan(0, (int)s.Size).CopyTo(bytes);
-            data.Add(bytes);
+            for (ulong at = 0; at < s.Size; at += ChunkSize)
+            {
+                int length = (int)Math.Min(ChunkSize, s.Size - at);
+                var bytes = s.AsSpan(at, length);
+                if (!bytes.ContainsAnyExcept((byte)0))
+                {
+                    sha.AppendData(Zeros, 0, length);
+                    chunks.Add(ZeroChunk);
+                    data.Add(null);
+                    continue;
+                }
+                var copy = bytes.ToArray();
+                sha.AppendData(copy);
+                chunks.Add(XxHash3.HashToUInt64(copy).ToString("x16"));
+                data.Add(copy);
+            }
             slots.Add(new MemoryImageSlot(s.Id, s.GuestBase, s.Size, offset));
             offset += s.Size;
-        }
-        var chunks = new List<string>();
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var bytes in data)
-        {
-            sha.AppendData(bytes);
-            for (int at = 0; at < bytes.Length; at += ChunkSize)
-                chunks.Add(ChunkHash(bytes.AsSpan(at, Math.Min(ChunkSize, bytes.Length - at))));
         }
         return new MemoryImage(slots, offset, Convert.ToHexStringLower(sha.GetHashAndReset()), chunks.ToArray(), data.ToArray(), null);
     }
@@ -101,14 +111,11 @@ public sealed class MemoryImage
         var data = _data ?? throw new InvalidOperationException("only a captured memory image is written");
         using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write);
         RandomAccess.SetLength(handle, (long)Size);
-        int chunk = 0;
-        for (int s = 0; s < data.Length; s++)
+        ForEachChunk((c, fileOffset, length) =>
         {
-            long fileOffset = (long)Slots[s].FileOffset;
-            for (int at = 0; at < data[s].Length; at += ChunkSize, chunk++)
-                if (Chunks[chunk] != ZeroChunk)
-                    RandomAccess.Write(handle, data[s].AsSpan(at, Math.Min(ChunkSize, data[s].Length - at)), fileOffset + at);
-        }
+            if (data[c] is { } bytes)
+                RandomAccess.Write(handle, bytes, fileOffset);
+        });
     }
 
     /// <summary>Reads a "memory" section; the file is looked for beside the snapshot and must have
@@ -216,7 +223,7 @@ public sealed class MemoryImage
                 }
                 if (_data != null)
                 {
-                    _data[s].AsSpan((int)at, length).CopyTo(target);
+                    _data[chunk]!.CopyTo(target);
                     continue;
                 }
                 long fileOffset = (long)(Slots[s].FileOffset + at);

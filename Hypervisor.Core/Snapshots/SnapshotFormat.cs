@@ -16,7 +16,7 @@ public static class SnapshotFormat
     /// "vmcs", sits after "rap"). The checksum is always last.</summary>
     public static IReadOnlyList<string> TopLevelKeys { get; } =
     [
-        "format", "version", "vendor", "hostCpu", "vm", "regs", "sregs", "msrs", "xcr0", "cpuid", "regCache", "rap",
+        "format", "version", "vendor", "hostCpu", "vm", "regs", "sregs", "msrs", "xcr0", "xsave", "cpuid", "regCache", "rap",
         "<vendor>", "events", "clock", "exits", "tdp", "devices", "memory", "checksum",
     ];
 

@@ -77,6 +77,7 @@ public static partial class VcpuSnapshot
             ["sregs"] = CaptureSregs(vcpu),
             ["msrs"] = CaptureMsrs(vcpu),
             ["xcr0"] = Hex64(vcpu.Xcr0),
+            ["xsave"] = CaptureXsave(vcpu.Cpu),
             ["cpuid"] = CaptureCpuid(vcpu),
         };
         // Reading registers through the vCPU may have loaded some from the vendor structure: the
@@ -164,6 +165,22 @@ public static partial class VcpuSnapshot
             ["cr8"] = Hex64(p.Cr8), ["xcr0"] = Hex64(p.Xcr0),
         };
         return guest;
+    }
+
+    /// <summary>The XSAVE-managed state the processor keeps: x87 (component 0). Guest-owned; the
+    /// processor holds it across exits as the hardware would between XSAVE and XRSTOR.</summary>
+    private static JsonObject CaptureXsave(X86Cpu cpu)
+    {
+        var x = cpu.X87;
+        return new JsonObject
+        {
+            ["x87"] = new JsonObject
+            {
+                ["fcw"] = Hex16(x.Fcw), ["fsw"] = Hex16(x.Fsw), ["ftw"] = Hex8(x.Ftw), ["fop"] = Hex16(x.Fop),
+                ["fip"] = Hex64(x.Fip), ["fcs"] = Hex16(x.Fcs), ["fdp"] = Hex64(x.Fdp), ["fds"] = Hex16(x.Fds),
+                ["st"] = Convert.ToHexStringLower(x.St),
+            },
+        };
     }
 
     private static JsonArray CaptureCpuid(Vcpu vcpu)

@@ -55,6 +55,7 @@ public static partial class VcpuSnapshot
         ulong efer = sregs.Hex("efer"), cr2 = sregs.Hex("cr2"), cr8 = sregs.Hex("cr8");
         ulong dr6 = sregs.Hex("dr6"), dr7 = sregs.Hex("dr7");
         ulong xcr0 = r.Hex("xcr0");
+        var x87 = ReadX87(r.Object("xsave").Object("x87"));
 
         var processor = ReadProcessor(r.Object("msrs").Object("processor"), sregs, r.Object("clock"));
 
@@ -89,6 +90,7 @@ public static partial class VcpuSnapshot
             vcpu.Ops.SetIdt(vcpu, idt);
             vcpu.RestoreArchState(efer, cr2, cr8, xcr0, dr6, dr7, requests, hasRun, lastExit, completion);
             vcpu.Cpu.RestoreProcessorState(processor);
+            x87(vcpu.Cpu.X87);
             rap.Apply(vcpu.Cpu.Rap);
             vcpu.Regs.RestoreState(values, pdptrs, avail, dirty);
             vcpu.Stats.Restore(exits.Reasons, exits.Vendor);
@@ -142,6 +144,24 @@ public static partial class VcpuSnapshot
         new() { Selector = U16(r, "selector"), Base = r.Hex("base"), Limit = U32(r, "limit"), Attributes = U16(r, "attributes") };
 
     internal static DescriptorTable ReadTable(SnapshotReader r) => new() { Base = r.Hex("base"), Limit = U16(r, "limit") };
+
+    private static Action<X87State> ReadX87(SnapshotReader r)
+    {
+        ushort fcw = U16(r, "fcw"), fsw = U16(r, "fsw"), fop = U16(r, "fop"), fcs = U16(r, "fcs"), fds = U16(r, "fds");
+        ulong ftw = r.Hex("ftw");
+        if (ftw > 0xFF)
+            throw new SnapshotException($"{r.Path}.ftw: 0x{ftw:x} is not a byte");
+        ulong fip = r.Hex("fip"), fdp = r.Hex("fdp");
+        string st = r.String("st");
+        if (st.Length != X87State.StBytes * 2 || !st.All(char.IsAsciiHexDigit))
+            throw new SnapshotException($"{r.Path}.st: expected ST0..ST7 as {X87State.StBytes} bytes of hex");
+        byte[] regs = Convert.FromHexString(st);
+        return x =>
+        {
+            (x.Fcw, x.Fsw, x.Ftw, x.Fop, x.Fip, x.Fcs, x.Fdp, x.Fds) = (fcw, fsw, (byte)ftw, fop, fip, fcs, fdp, fds);
+            regs.CopyTo(x.St, 0);
+        };
+    }
 
     private static ulong[] ReadHexArray(JsonArray a, string path, int count)
     {

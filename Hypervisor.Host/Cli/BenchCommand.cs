@@ -40,6 +40,11 @@ public sealed class BenchCommand : Command
         Description = "Measure exit round trips instead: a guest runs CPUID in a loop, every CPUID an intercepted exit (needs --vendor svm or vmx)",
     };
 
+    public Option<bool> Snapshot { get; } = new("--snapshot")
+    {
+        Description = "Measure snapshot capture, save, load, restore and the first instruction after restore for a 256 MiB VM",
+    };
+
     public BenchCommand(HostConsole console, ILoggerFactory logging)
         : base("bench", "Measure MIPS on an ALU loop, recursive calls and a 64 MiB memory loop, or (--exits) exit round trips")
     {
@@ -49,6 +54,7 @@ public sealed class BenchCommand : Command
         Options.Add(Vendor);
         Options.Add(HostCpu);
         Options.Add(Exits);
+        Options.Add(Snapshot);
         MinSeconds.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<double>() is not (> 0 and <= 600))
@@ -58,10 +64,28 @@ public sealed class BenchCommand : Command
         {
             var vendor = MachineCommandOptions.VendorOf(p.GetValue(Vendor)!);
             var machine = new MachineOptions { Vendor = vendor, HostCpu = MachineCommandOptions.ModelOf(p.GetValue(HostCpu), vendor) };
+            if (p.GetValue(Snapshot))
+                return RunSnapshot();
             return p.GetValue(Exits)
                 ? RunExits(p.GetValue(Qemu), p.GetValue(MinSeconds), machine)
                 : Run(p.GetValue(Qemu), p.GetValue(MinSeconds), machine);
         });
+    }
+
+    /// <summary><c>hv bench --snapshot</c>.</summary>
+    public int RunSnapshot(int repeats = 5)
+    {
+        try
+        {
+            var rows = new SnapshotBenchRunner(repeats, _console.Error).Measure();
+            SnapshotBenchRunner.WriteReport(_console.Out, rows);
+            return 0;
+        }
+        catch (Exception e) when (e is InvalidOperationException or Core.Snapshots.SnapshotException)
+        {
+            _console.Error.WriteLine($"hv: bench --snapshot: {e.Message}");
+            return ExitCodes.InternalError;
+        }
     }
 
     /// <summary><c>hv bench --exits</c>.</summary>

@@ -67,6 +67,8 @@ public sealed class SnapshotShowCommand : Command
         foreach (var row in new[] { new[] { "cr0", "cr2", "cr3" }, ["cr4", "cr8", "efer"], ["dr0", "dr1", "dr2"], ["dr3", "dr6", "dr7"] })
             o.WriteLine("  " + string.Join("   ", row.Select(k => $"{k,-5} {S(sregs[k])}")));
         o.WriteLine($"  xcr0  {S(c["xcr0"])}   apicBase {S(sregs["apicBase"])}");
+        if (c["xsave"]?["x87"] is JsonObject x87)
+            o.WriteLine($"  x87   fcw {S(x87["fcw"])}  fsw {S(x87["fsw"])}  ftw {S(x87["ftw"])}  fip {S(x87["fip"])}  fdp {S(x87["fdp"])}");
         o.WriteLine();
         o.WriteLine("MSRs");
         foreach (var (k, v) in c["msrs"]!.AsObject())

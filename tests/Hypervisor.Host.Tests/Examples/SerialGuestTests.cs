@@ -7,6 +7,7 @@ namespace Hypervisor.Host.Tests.Examples;
 public class SerialGuestTests
 {
     [TestCase(TestVendor.Svm)]
+    [TestCase(TestVendor.Vmx)]
     public void WritesAToCom1_ThenHalts(TestVendor vendor)
     {
         using var vm = TestVm.Create(vendor);
@@ -24,7 +25,7 @@ public class SerialGuestTests
         Assert.That(vm.Gpr(3), Is.EqualTo(0x1234));  // RBX
 
         // Compare the whole vCPU with the reviewed golden file beside this test
-        // (SerialGuestTests.WritesAToCom1_ThenHalts.verified.json; HV_ACCEPT=1 accepts a change).
+        // (SerialGuestTests.WritesAToCom1_ThenHalts_Svm.verified.json; HV_ACCEPT=1 accepts a change).
         // The CPUID table and memory hashes are not what this test is about.
         Golden.Verify(vm.Snapshot(), new Scrubber().Ignore("cpuid", "memory"));
     }

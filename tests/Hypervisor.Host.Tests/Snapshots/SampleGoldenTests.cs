@@ -13,7 +13,7 @@ public class SampleGoldenTests
     private static readonly string[] Samples = ["hello.elf", "alu64.bin", "flow64.bin", "system64.bin", "uart.bin", "legacy32.bin"];
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from vendor in new[] { VendorKind.Svm }
+        from vendor in new[] { VendorKind.Svm, VendorKind.Vmx }
         from sample in Samples
         select new TestCaseData(vendor, sample);
 
@@ -22,7 +22,7 @@ public class SampleGoldenTests
     {
         var image = File.ReadAllBytes(Path.Combine(RepositoryPaths.SampleImages, sample));
         const ulong Memory = 16UL << 20;
-        using var vm = (KvmMachine)VirtualMachine.Create(Memory, Stream.Null, new MachineOptions { Vendor = vendor });
+        using var vm = (KvmMachine)VirtualMachine.Create(Memory, Stream.Null, new MachineOptions { Vendor = vendor, HostCpu = vendor == VendorKind.Vmx ? Core.Machine.Models.HostCpuModel.DefaultIntel : Core.Machine.Models.HostCpuModel.Default });
         vm.Load(MultibootKernel.Check(image, Memory));
         var result = vm.Run(200_000_000);
         Assert.That(result.End, Is.AnyOf(RunEnd.Halted, RunEnd.DebugExit, RunEnd.Shutdown), result.ToString());

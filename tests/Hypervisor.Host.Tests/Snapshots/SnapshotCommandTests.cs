@@ -53,6 +53,23 @@ public class SnapshotCommandTests
     }
 
     [Test]
+    public void Vmx_SnapshotAtAnExit_RestoreAndRunOn_EndsIdenticalToTheWholeRun()
+    {
+        var whole = InProcessHv.Invoke("run", Hello, "-m", "16M", "--vendor", "vmx", "--snapshot-out", F("whole.snap"));
+        Assert.That(whole.Status, Is.EqualTo(1), whole.Error);
+        foreach (int n in new[] { 1, 6 })
+        {
+            var first = InProcessHv.Invoke("run", Hello, "-m", "16M", "--vendor", "vmx", "--snapshot-at-exit", n.ToString(), "--snapshot-out", F($"at{n}.snap"));
+            Assert.That(first.Status, Is.EqualTo(ExitCodes.Halted), first.Error);
+            Assert.That(File.ReadAllText(F($"at{n}.snap")), Does.Contain("\"vmcs\": {"));
+            var second = InProcessHv.Invoke("restore", F($"at{n}.snap"), "--snapshot-out", F($"end{n}.snap"));
+            Assert.That(second.Status, Is.EqualTo(1), second.Error);
+            var diff = InProcessHv.Invoke("snapshot", "diff", F("whole.snap"), F($"end{n}.snap"));
+            Assert.That(diff.Out.Trim(), Is.EqualTo("identical"), $"after exit {n}:\n{diff.Out}{diff.Error}");
+        }
+    }
+
+    [Test]
     public void Diff_DifferentPoints_ListsOnlyDifferingFieldsByPath_Status8()
     {
         InProcessHv.Invoke("run", Hello, "-m", "16M", "--snapshot-at-exit", "3", "--snapshot-out", F("3.snap"));

@@ -27,6 +27,7 @@ public class TestVmTests
     }
 
     [TestCase(TestVendor.Svm)]
+    [TestCase(TestVendor.Vmx)]
     public void Exits_AssertedWithIsExit(TestVendor vendor)
     {
         using var vm = TestVm.Create(vendor).Assemble(Countdown);
@@ -53,6 +54,7 @@ public class TestVmTests
     }
 
     [TestCase(TestVendor.Svm)]
+    [TestCase(TestVendor.Vmx)]
     public void RestoreAtEveryExit_FinalSnapshotSameAsUninterrupted(TestVendor vendor)
     {
         string whole;

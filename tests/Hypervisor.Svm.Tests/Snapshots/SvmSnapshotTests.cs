@@ -140,12 +140,30 @@ public class SvmSnapshotTests
         var keys = root.Select(kv => kv.Key).ToList();
         Assert.That(keys, Is.EqualTo(new[]
         {
-            "format", "version", "vendor", "hostCpu", "vm", "regs", "sregs", "msrs", "xcr0", "cpuid", "regCache", "rap",
+            "format", "version", "vendor", "hostCpu", "vm", "regs", "sregs", "msrs", "xcr0", "xsave", "cpuid", "regCache", "rap",
             "vmcb", "events", "clock", "exits", "tdp", "devices", "memory",
         }));
         Assert.That(root["regs"]!["rip"]!.ToString(), Does.Match("^0x[0-9a-f]{16}$"));
         Assert.That(root["vmcb"]!["save"]!["rip"]!.ToString(), Is.EqualTo(root["regs"]!["rip"]!.ToString()));
         Assert.That((long)root["rap"]!["calls"]!, Is.GreaterThan(0), "the guest's CALLs are counted");
+    }
+
+    [Test]
+    public void X87State_RoundTrips()
+    {
+        using var g = NewGuest();
+        Step(g);
+        var x = g.Vcpu.Cpu.X87;
+        (x.Fcw, x.Fsw, x.Ftw, x.Fop, x.Fip, x.Fdp) = (0x027F, 0x3800, 0x81, 0x1D9, 0x10020, 0x200000);
+        x.St[0] = 0xAB;
+        x.St[79] = 0xCD;
+        var snap = MachineSnapshot.Capture(g.Vcpu, []);
+        Assert.That(snap.Content["xsave"]!["x87"]!["fcw"]!.ToString(), Is.EqualTo("0x027f"));
+        using var h = new SvmGuest();
+        snap.Restore(h.Vcpu, [], memoryIsZero: false);
+        var y = h.Vcpu.Cpu.X87;
+        Assert.That((y.Fcw, y.Fsw, y.Ftw, y.Fop, y.Fip, y.Fdp), Is.EqualTo((x.Fcw, x.Fsw, x.Ftw, x.Fop, x.Fip, x.Fdp)));
+        Assert.That(y.St, Is.EqualTo(x.St));
     }
 
     [Test]
