@@ -83,6 +83,21 @@ public class TestVmTests
     }
 
     [Test]
+    public void Vmx_Apx_R16ToR31_InTheSnapshot_AndRestored()
+    {
+        using var vm = TestVm.Create(TestVendor.Vmx, model: Hypervisor.Core.Machine.Models.HostCpuModel.DiamondRapids).Assemble(Countdown);
+        vm.RunToExit();
+        for (int r = 16; r < 32; r++)
+            vm.Vcpu.WriteGpr(r, 0x1600_0000_0000UL + (ulong)r);   // KVM_SET_REGS with R16..R31
+        var snap = vm.Snapshot();
+        Assert.That(snap.Content["regs"]!["r31"]!.ToString(), Is.EqualTo("0x000016000000001f"));
+        using var other = TestVm.FromSnapshot(snap);
+        for (int r = 16; r < 32; r++)
+            Assert.That(other.Gpr(r), Is.EqualTo(0x1600_0000_0000UL + (ulong)r), $"R{r}");
+        Assert.That(other.Snapshot().ToJson(), Is.EqualTo(snap.ToJson()));
+    }
+
+    [Test]
     public void Restore_InPlace_GoesBack()
     {
         using var vm = TestVm.Create().Assemble(Countdown);
