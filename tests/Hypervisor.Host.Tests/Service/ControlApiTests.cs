@@ -214,15 +214,20 @@ public class ControlApiTests
     }
 
     [Test]
-    public async Task Snapshot_UnderAVendorWithoutSnapshotSupport_Is501()
+    public async Task Snapshot_UnderVmx_HasTheVmcsSection()
     {
         string id = await _hv.CreateVmAsync(new { image = ServiceGuests.Hello, memory = "16M", vendor = "vmx" });
         Assert.That((await _hv.GetVmAsync(id)).GetProperty("hostCpu").GetString(), Is.EqualTo("diamond-rapids"));
         await _hv.ActAsync(id, "start");
         await _hv.WaitForAsync(id, v => v.GetProperty("state").GetString() == "stopped", "the guest to end");
         Assert.That(await _hv.Http.GetStringAsync($"/vms/{id}/serial"), Is.EqualTo("Hello from hv!\n"));
-        var problem = await ProblemAsync(await _hv.Http.GetAsync($"/vms/{id}/snapshot"), HttpStatusCode.NotImplemented);
-        Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("vendor module does not support snapshots yet"));
+        var r = await _hv.Http.GetAsync($"/vms/{id}/snapshot");
+        Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var snapshot = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement;
+        Assert.That(snapshot.GetProperty("vendor").GetString(), Is.EqualTo("vmx"));
+        Assert.That(snapshot.GetProperty("hostCpu").GetString(), Is.EqualTo("diamond-rapids"));
+        Assert.That(snapshot.TryGetProperty("vmcs", out _), Is.True);
+        Assert.That(snapshot.TryGetProperty("vmcb", out _), Is.False);
     }
 
     [Test]
