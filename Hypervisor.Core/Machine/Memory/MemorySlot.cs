@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Hypervisor.Core.Machine.Memory;
 
 /// <summary>
@@ -14,8 +12,8 @@ public sealed unsafe class MemorySlot : IDisposable
         GuestBase = guestBase;
         Size = size;
         ReadOnly = readOnly;
-        // AllocZeroed lets the host OS commit pages lazily, so a 256 MiB guest costs only what it touches.
-        Host = (byte*)NativeMemory.AllocZeroed((nuint)size);
+        // Committed lazily by the host OS, so a 256 MiB guest costs only what it touches.
+        Host = GuestRam.Allocate(size, out _mapped);
     }
 
     public int Id { get; }
@@ -25,6 +23,8 @@ public sealed unsafe class MemorySlot : IDisposable
     public ulong GuestEnd => GuestBase + Size;
 
     internal byte* Host { get; private set; }
+
+    private readonly bool _mapped;
 
     public bool Contains(ulong gpa) => gpa - GuestBase < Size;
 
@@ -40,7 +40,7 @@ public sealed unsafe class MemorySlot : IDisposable
     {
         if (Host != null)
         {
-            NativeMemory.Free(Host);
+            GuestRam.Free(Host, Size, _mapped);
             Host = null;
         }
     }
