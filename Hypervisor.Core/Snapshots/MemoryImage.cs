@@ -22,10 +22,10 @@ public sealed class MemoryImage
     public const int ChunkSize = 1 << 20;
     public const string ZeroChunk = "0";
 
-    private readonly byte[]?[]? _data;  // captured in this process: a copy of each non-zero chunk (null: all zero)
+    private readonly CapturedChunks? _data;  // captured in this process: a copy of each non-zero chunk
     private readonly string? _path;     // or read from this file
 
-    private MemoryImage(IReadOnlyList<MemoryImageSlot> slots, ulong size, string sha256, string[] chunks, byte[]?[]? data, string? path)
+    private MemoryImage(IReadOnlyList<MemoryImageSlot> slots, ulong size, string sha256, string[] chunks, CapturedChunks? data, string? path)
     {
         Slots = slots;
         Size = size;
@@ -50,15 +50,23 @@ public sealed class MemoryImage
     /// them; all-zero chunks are neither copied nor stored (most of a large guest's memory).</summary>
     public static MemoryImage Capture(PhysicalMemory memory)
     {
+        var userSlots = UserSlots(memory);
         var slots = new List<MemoryImageSlot>();
         var chunks = new List<string>();
-        var data = new List<byte[]?>();
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        ulong offset = 0;
-        foreach (var s in UserSlots(memory))
+        ulong total = 0;
+        int chunkCount = 0;
+        foreach (var s in userSlots)
         {
             if (s.Size > int.MaxValue)
                 throw new SnapshotException($"memory slot {s.Id} is {s.Size >> 20} MiB: snapshots hold slots of up to 2 GiB");
+            total += s.Size;
+            chunkCount += (int)((s.Size + ChunkSize - 1) / ChunkSize);
+        }
+        var data = new CapturedChunks(total, chunkCount);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        ulong offset = 0;
+        foreach (var s in userSlots)
+        {
             for (ulong at = 0; at < s.Size; at += ChunkSize)
             {
                 int length = (int)Math.Min(ChunkSize, s.Size - at);
@@ -67,18 +75,16 @@ public sealed class MemoryImage
                 {
                     sha.AppendData(Zeros, 0, length);
                     chunks.Add(ZeroChunk);
-                    data.Add(null);
                     continue;
                 }
-                var copy = bytes.ToArray();
+                var copy = data.Add(chunks.Count, bytes);
                 sha.AppendData(copy);
                 chunks.Add(XxHash3.HashToUInt64(copy).ToString("x16"));
-                data.Add(copy);
             }
             slots.Add(new MemoryImageSlot(s.Id, s.GuestBase, s.Size, offset));
             offset += s.Size;
         }
-        return new MemoryImage(slots, offset, Convert.ToHexStringLower(sha.GetHashAndReset()), chunks.ToArray(), data.ToArray(), null);
+        return new MemoryImage(slots, offset, Convert.ToHexStringLower(sha.GetHashAndReset()), chunks.ToArray(), data, null);
     }
 
     /// <summary>Guest RAM: the user slots, not the hypervisor's private ones (the TDP MMU's tables,
@@ -113,9 +119,10 @@ public sealed class MemoryImage
         RandomAccess.SetLength(handle, (long)Size);
         ForEachChunk((c, fileOffset, length) =>
         {
-            if (data[c] is { } bytes)
+            if (data.TryGet(c, out var bytes))
                 RandomAccess.Write(handle, bytes, fileOffset);
         });
+        GC.KeepAlive(data); // its buffer is native memory, freed when it is collected
     }
 
     /// <summary>Reads a "memory" section; the file is looked for beside the snapshot and must have
@@ -223,7 +230,9 @@ public sealed class MemoryImage
                 }
                 if (_data != null)
                 {
-                    _data[chunk]!.CopyTo(target);
+                    if (!_data.TryGet(chunk, out var copy))
+                        throw new InvalidOperationException($"captured chunk {chunk} has a hash but no copy");
+                    copy.CopyTo(target);
                     continue;
                 }
                 long fileOffset = (long)(Slots[s].FileOffset + at);
@@ -231,6 +240,7 @@ public sealed class MemoryImage
                 CheckChunk(chunk, fileOffset, target);
             }
         }
+        GC.KeepAlive(_data); // the copies are native memory, freed when it is collected
     }
 
     private void ForEachChunk(Action<int, long, int> visit)
