@@ -95,24 +95,31 @@ public sealed class GuestRunner(HostConsole console, ILoggerFactory logging)
             {
                 progress?.Finish();
             }
-            switch (result.End)
-            {
-                case RunEnd.Shutdown:
-                    err.WriteLine($"hv: guest shutdown: {result.Message}");
-                    break;
-                case RunEnd.Unimplemented:
-                case RunEnd.InternalError:
-                case RunEnd.InstructionLimit:
-                case RunEnd.Stopped:
-                    err.WriteLine($"hv: {result.Message}");
-                    break;
-            }
-            if (request.Stats)
-                vm.Statistics.WriteTo(err);
-            int? failed = SnapshotRunOptions.Finish(vm, request.Snapshot, err);
-            err.Flush();
-            return failed ?? ExitCodes.For(result);
+            return Finish(vm, result, request.Stats, request.Snapshot, err);
         }
+    }
+
+    /// <summary>The end of a run, for <c>hv run</c> and <c>hv restore</c> alike: why it ended (when that
+    /// needs saying), the statistics when asked, the snapshot the options ask for, and the status.</summary>
+    internal static int Finish(VirtualMachine vm, RunResult result, bool stats, SnapshotPlan? snapshot, TextWriter err)
+    {
+        switch (result.End)
+        {
+            case RunEnd.Shutdown:
+                err.WriteLine($"hv: guest shutdown: {result.Message}");
+                break;
+            case RunEnd.Unimplemented:
+            case RunEnd.InternalError:
+            case RunEnd.InstructionLimit:
+            case RunEnd.Stopped:
+                err.WriteLine($"hv: {result.Message}");
+                break;
+        }
+        if (stats)
+            vm.Statistics.WriteTo(err);
+        int? failed = SnapshotRunOptions.Finish(vm, snapshot, err);
+        err.Flush();
+        return failed ?? ExitCodes.For(result);
     }
 
     /// <summary>Reads a whole file, or says on stderr why it cannot (named <paramref name="name"/>).</summary>

@@ -59,23 +59,7 @@ public sealed class RestoreCommand : Command
             if (!SnapshotRunOptions.Prepare(vm, plan, err))
                 return ExitCodes.UsageOrImageError;
             var result = vm.Run(maxInstructions);
-            switch (result.End)
-            {
-                case RunEnd.Shutdown:
-                    err.WriteLine($"hv: guest shutdown: {result.Message}");
-                    break;
-                case RunEnd.Unimplemented:
-                case RunEnd.InternalError:
-                case RunEnd.InstructionLimit:
-                case RunEnd.Stopped:
-                    err.WriteLine($"hv: {result.Message}");
-                    break;
-            }
-            if (stats)
-                vm.Statistics.WriteTo(err);
-            int? failed = SnapshotRunOptions.Finish(vm, plan, err);
-            err.Flush();
-            return failed ?? ExitCodes.For(result);
+            return GuestRunner.Finish(vm, result, stats, plan, err);
         }
     }
 }

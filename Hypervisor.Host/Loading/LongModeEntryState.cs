@@ -88,13 +88,7 @@ public readonly record struct LongModeEntryState(ulong Entry)
         cpu.Idtr = Idt;
         if (!cpu.WriteCr4(Cr4Value) || !cpu.WriteCr3(Pml4) || !cpu.WriteEfer(Efer.Lme) || !cpu.WriteCr0(Cr0Value))
             throw new InvalidOperationException("the CPU refused the long-mode entry state (CR4.PAE, CR3, EFER.LME, CR0.PG)");
-        cpu.SetSegment(SegReg.Cs, Code);
-        var data = Data;
-        cpu.SetSegment(SegReg.Ds, data);
-        cpu.SetSegment(SegReg.Es, data);
-        cpu.SetSegment(SegReg.Fs, data);
-        cpu.SetSegment(SegReg.Gs, data);
-        cpu.SetSegment(SegReg.Ss, data);
+        FlatSegments.Load(cpu, Code, Data);
         cpu.SetSegment(SegReg.Tr, Tss);
         cpu.SetRFlags(RFlags.Fixed1);
         cpu.Rip = Entry;
@@ -105,9 +99,7 @@ public readonly record struct LongModeEntryState(ulong Entry)
     public void Apply(Vcpu vcpu)
     {
         var s = vcpu.GetSregs();
-        var data = Data;
-        s.Cs = Code;
-        s.Ds = s.Es = s.Fs = s.Gs = s.Ss = data;
+        FlatSegments.Load(ref s, Code, Data);
         s.Tr = Tss;
         s.Gdt = Gdt;
         s.Idt = Idt;

@@ -38,13 +38,7 @@ public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulo
         cpu.Idtr = Idt;
         if (!cpu.WriteCr0(Cr0Value))
             throw new InvalidOperationException("the CPU refused CR0 = PE|ET for the multiboot entry state");
-        cpu.SetSegment(SegReg.Cs, Code);
-        var data = Data;
-        cpu.SetSegment(SegReg.Ds, data);
-        cpu.SetSegment(SegReg.Es, data);
-        cpu.SetSegment(SegReg.Fs, data);
-        cpu.SetSegment(SegReg.Gs, data);
-        cpu.SetSegment(SegReg.Ss, data);
+        FlatSegments.Load(cpu, Code, Data);
         cpu.SetRFlags(RFlags.Fixed1);
         cpu.Rip = Entry;
     }
@@ -54,9 +48,7 @@ public readonly record struct MultibootEntryState(uint Entry, uint BootInfo, ulo
     public void Apply(Vcpu vcpu)
     {
         var s = vcpu.GetSregs();
-        var data = Data;
-        s.Cs = Code;
-        s.Ds = s.Es = s.Fs = s.Gs = s.Ss = data;
+        FlatSegments.Load(ref s, Code, Data);
         s.Gdt = Gdt;
         s.Idt = Idt;
         s.Cr0 = Cr0Value;
