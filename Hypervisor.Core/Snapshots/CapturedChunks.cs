@@ -4,11 +4,11 @@ using Hypervisor.Core.Machine.Memory;
 namespace Hypervisor.Core.Snapshots;
 
 /// <summary>
-/// The non-zero chunks a capture copied, packed one after the other in one host buffer that is
+/// The non-zero chunks a capture copied (or a restore staged from a memory file), packed one after the other in one host buffer that is
 /// allocated like guest RAM (<see cref="GuestRam"/>: huge pages where the host has them). Copying
 /// into a fresh managed array per chunk cost a 4 KiB page fault per page (most of a capture's
 /// non-hashing time); the buffer reserves the image's full size but commits only what is copied.
-/// Freed when the snapshot is collected.
+/// Freed when disposed, or when the snapshot holding it is collected.
 /// </summary>
 internal sealed unsafe class CapturedChunks : SafeHandle
 {
@@ -34,15 +34,22 @@ internal sealed unsafe class CapturedChunks : SafeHandle
     /// <summary>Copies chunk <paramref name="chunk"/>'s bytes in; returns the copy.</summary>
     public ReadOnlySpan<byte> Add(int chunk, ReadOnlySpan<byte> bytes)
     {
-        ulong at = (ulong)_count * MemoryImage.ChunkSize;
-        if (at + (ulong)bytes.Length > _capacity)
-            throw new InvalidOperationException("more chunks captured than the image holds");
-        var target = new Span<byte>(Base + at, bytes.Length);
+        var target = Reserve(chunk, bytes.Length);
         bytes.CopyTo(target);
-        _index[chunk] = _count++;
-        _length[chunk] = bytes.Length;
-        GC.AddMemoryPressure(bytes.Length);
         return target;
+    }
+
+    /// <summary>The place of chunk <paramref name="chunk"/>'s <paramref name="length"/> bytes, for
+    /// the caller to fill (a restore staging a memory file).</summary>
+    public Span<byte> Reserve(int chunk, int length)
+    {
+        ulong at = (ulong)_count * MemoryImage.ChunkSize;
+        if (at + (ulong)length > _capacity || _index[chunk] >= 0)
+            throw new InvalidOperationException("more chunks stored than the image holds");
+        _index[chunk] = _count++;
+        _length[chunk] = length;
+        GC.AddMemoryPressure(length);
+        return new Span<byte>(Base + at, length);
     }
 
     /// <summary>The copy of chunk <paramref name="chunk"/>; false when it was all zero.</summary>

@@ -206,14 +206,16 @@ public sealed class MemoryImage
     /// <summary>Copies the image into <paramref name="memory"/> (laid out as <see cref="CheckLayout"/>
     /// checked). With <paramref name="targetIsZero"/> (a VM created for this restore, discarded if it
     /// fails) zero chunks are not touched and a file is read straight into guest memory, each chunk
-    /// checked as it arrives. Otherwise the whole file is verified first, so a corrupted file
-    /// changes nothing.</summary>
+    /// checked as it arrives. Otherwise the file's chunks are all read and verified into a staging
+    /// copy first, so a corrupted file changes nothing, and then copied in (each read and hashed
+    /// once); zero chunks clear only memory that is not zero already, so untouched guest memory
+    /// stays uncommitted.</summary>
     public void RestoreInto(PhysicalMemory memory, bool targetIsZero)
     {
-        if (!targetIsZero)
-            Verify();
+        using var staged = _data == null && _path != null && !targetIsZero ? Stage() : null;
+        var source = _data ?? staged;
         var slots = UserSlots(memory);
-        using var handle = _path != null ? File.OpenHandle(_path, FileMode.Open, FileAccess.Read) : null;
+        using var handle = _path != null && source == null ? File.OpenHandle(_path, FileMode.Open, FileAccess.Read) : null;
         int chunk = 0;
         for (int s = 0; s < slots.Count; s++)
         {
@@ -224,14 +226,14 @@ public sealed class MemoryImage
                 var target = slot.AsSpan(at, length);
                 if (Chunks[chunk] == ZeroChunk)
                 {
-                    if (!targetIsZero)
+                    if (!targetIsZero && target.ContainsAnyExcept((byte)0))
                         target.Clear();
                     continue;
                 }
-                if (_data != null)
+                if (source != null)
                 {
-                    if (!_data.TryGet(chunk, out var copy))
-                        throw new InvalidOperationException($"captured chunk {chunk} has a hash but no copy");
+                    if (!source.TryGet(chunk, out var copy))
+                        throw new InvalidOperationException($"chunk {chunk} has a hash but no copy");
                     copy.CopyTo(target);
                     continue;
                 }
@@ -241,6 +243,41 @@ public sealed class MemoryImage
             }
         }
         GC.KeepAlive(_data); // the copies are native memory, freed when it is collected
+    }
+
+    /// <summary>Reads every non-zero chunk of the file into a staging copy, verifying each, and
+    /// checks the zero chunks that are not holes; throws before anything is restored.</summary>
+    private CapturedChunks Stage()
+    {
+        var stage = new CapturedChunks((ulong)(Chunks.Count - ZeroChunks) * ChunkSize, Chunks.Count);
+        try
+        {
+            using var handle = File.OpenHandle(_path!, FileMode.Open, FileAccess.Read);
+            byte[]? scratch = null;
+            ForEachChunk((chunk, fileOffset, length) =>
+            {
+                Span<byte> target;
+                if (Chunks[chunk] == ZeroChunk)
+                {
+                    if (IsHole(handle, fileOffset, length))
+                        return;
+                    scratch ??= GC.AllocateUninitializedArray<byte>(ChunkSize);
+                    target = scratch.AsSpan(0, length);
+                }
+                else
+                {
+                    target = stage.Reserve(chunk, length);
+                }
+                ReadExactly(handle, target, fileOffset);
+                CheckChunk(chunk, fileOffset, target);
+            });
+            return stage;
+        }
+        catch
+        {
+            stage.Dispose();
+            throw;
+        }
     }
 
     private void ForEachChunk(Action<int, long, int> visit)

@@ -35,6 +35,13 @@ public class SnapshotCorruptionTests
 
     private static string Text(SvmGuest g) => MachineSnapshot.Capture(g.Vcpu, [], includeMemory: false).ToJson();
 
+    /// <summary>Guest memory as its chunk hashes and SHA-256.</summary>
+    private static string[] Memory(SvmGuest g)
+    {
+        var image = MachineSnapshot.Capture(g.Vcpu, []).Memory!;
+        return [.. image.Chunks, image.Sha256];
+    }
+
     /// <summary>Saves a snapshot of a guest stopped at its OUT; returns the path.</summary>
     private string Saved()
     {
@@ -50,8 +57,10 @@ public class SnapshotCorruptionTests
     {
         using var target = new SvmGuest();
         string before = Text(target);
+        var memoryBefore = Memory(target);
         var e = Assert.Throws<SnapshotException>(() => MachineSnapshot.Load(path).Restore(target.Vcpu, [], memoryIsZero: false))!;
         Assert.That(Text(target), Is.EqualTo(before), "a refused snapshot changed the VM");
+        Assert.That(Memory(target), Is.EqualTo(memoryBefore), "a refused snapshot changed guest memory");
         return e.Message;
     }
 
