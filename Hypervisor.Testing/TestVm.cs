@@ -30,7 +30,7 @@ public sealed class TestVm : IDisposable
     public const ulong StackTop = 0x80000;
     public const ulong DataBase = 0x200000;
     public const ulong DefaultMemory = 16UL << 20;
-    private const ulong GdtBase = 0x500, Pml4 = 0x1000, Pdpt = 0x2000, Pd = 0x3000;
+    private const ulong GdtBase = 0x500, Pml4 = 0x1000; // the PDPT and page directory follow at 0x2000 and 0x3000
 
     /// <summary>Instructions one <see cref="RunToExit"/> may retire before it returns KVM_EXIT_INTR,
     /// so a guest that never exits fails the test instead of hanging it.</summary>
@@ -97,30 +97,7 @@ public sealed class TestVm : IDisposable
     /// <summary>The exit the last <see cref="RunToExit"/> returned.</summary>
     public VcpuExit LastExit => Vcpu.Exit;
 
-    private void EnterLongMode()
-    {
-        var mem = Vm.Memory;
-        mem.WriteU64(GdtBase + 8, 0x00AF9B000000FFFFUL);
-        mem.WriteU64(GdtBase + 16, 0x00CF93000000FFFFUL);
-        mem.WriteU64(Pml4, Pdpt | 3);
-        mem.WriteU64(Pdpt, Pd | 3);
-        for (ulong e = 0; e < 512; e++)
-            mem.WriteU64(Pd + e * 8, (e << 21) | 0x83);
-        var data = new Segment { Selector = 0x10, Limit = 0xFFFFFFFF, Attributes = 0xC093 };
-        Vcpu.SetSregs(new KvmSregs
-        {
-            Cs = new Segment { Selector = 0x08, Limit = 0xFFFFFFFF, Attributes = 0xA09B },
-            Ds = data, Es = data, Fs = data, Gs = data, Ss = data,
-            Tr = new Segment { Limit = 0xFFFF, Attributes = 0x8B },
-            Ldt = new Segment { Limit = 0xFFFF, Attributes = 0x82 },
-            Gdt = new DescriptorTable { Base = GdtBase, Limit = 0x17 },
-            Idt = new DescriptorTable { Base = 0, Limit = 0 },
-            Cr0 = Cr0.Pe | Cr0.Et | Cr0.Pg | Cr0.Wp,
-            Cr3 = Pml4,
-            Cr4 = Cr4.Pae,
-            Efer = Efer.Lme | Efer.Lma | Efer.Nxe | Efer.Sce,
-        });
-    }
+    private void EnterLongMode() => LongModeSetup.Enter(Vcpu, Vm.Memory, GdtBase, Pml4, 512);
 
     /// <summary>Assembles 64-bit code with Iced at <see cref="CodeBase"/> and points RIP at it
     /// (RSP at <see cref="StackTop"/>, RFLAGS clear).</summary>

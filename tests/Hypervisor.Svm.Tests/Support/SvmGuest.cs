@@ -1,6 +1,7 @@
 using Hypervisor.Core.Machine.Cpu;
 using Hypervisor.Core.Machine.Models;
 using Hypervisor.Core.X86;
+using Hypervisor.Testing;
 using Iced.Intel;
 
 namespace Hypervisor.Svm.Tests.Support;
@@ -28,27 +29,7 @@ public sealed class SvmGuest : IDisposable
         Vcpu = Vm.CreateVcpu(0);
         var cpuid = Kvm.GetSupportedCpuid();
         Vcpu.SetCpuid(editCpuid != null ? editCpuid(cpuid) : cpuid);
-        var mem = Vm.Memory;
-        mem.WriteU64(GdtBase + 8, 0x00AF9B000000FFFFUL);
-        mem.WriteU64(GdtBase + 16, 0x00CF93000000FFFFUL);
-        mem.WriteU64(Pml4, (Pml4 + 0x1000) | 3);
-        mem.WriteU64(Pml4 + 0x1000, (Pml4 + 0x2000) | 3);
-        for (ulong e = 0; e < 8; e++)
-            mem.WriteU64(Pml4 + 0x2000 + e * 8, (e << 21) | 0x83);
-        var data = new Segment { Selector = 0x10, Limit = 0xFFFFFFFF, Attributes = 0xC093 };
-        Vcpu.SetSregs(new KvmSregs
-        {
-            Cs = new Segment { Selector = 0x08, Limit = 0xFFFFFFFF, Attributes = 0xA09B },
-            Ds = data, Es = data, Fs = data, Gs = data, Ss = data,
-            Tr = new Segment { Limit = 0xFFFF, Attributes = 0x8B },
-            Ldt = new Segment { Limit = 0xFFFF, Attributes = 0x82 },
-            Gdt = new DescriptorTable { Base = GdtBase, Limit = 0x17 },
-            Idt = new DescriptorTable { Base = 0, Limit = 0 },
-            Cr0 = Cr0.Pe | Cr0.Et | Cr0.Pg | Cr0.Wp,
-            Cr3 = Pml4,
-            Cr4 = Cr4.Pae,
-            Efer = Efer.Lme | Efer.Lma | Efer.Nxe | Efer.Sce,
-        });
+        LongModeSetup.Enter(Vcpu, Vm.Memory, GdtBase, Pml4, 8);
     }
 
     public SvmOps Ops { get; }
