@@ -3,6 +3,7 @@ using Hypervisor.Core.Machine.Models;
 using Hypervisor.Core.X86;
 using Hypervisor.Core.X86.Cpuid;
 using Hypervisor.Core.X86.Emulation;
+using Hypervisor.Core.Tests.Support;
 
 namespace Hypervisor.Core.Tests.X86;
 
@@ -11,40 +12,17 @@ namespace Hypervisor.Core.Tests.X86;
 /// offers APX when the hardware has it stands in for VMX.</summary>
 public class ApxCommonLayerTests
 {
-    private sealed class ApxOps : IX86Ops
+    private sealed class ApxOps(bool offerApx) : StubOps
     {
-        private readonly bool _offerApx;
-        public ApxOps(bool offerApx) => _offerApx = offerApx;
         public readonly List<int> Injected = new();
         public int Skipped;
-        public string Name => "test";
-        public CpuFeature HardwareFeature => CpuFeatures.Lm;
-        public void HardwareSetup(HostCpuModel model, CpuCaps caps)
+        public override void HardwareSetup(HostCpuModel model, CpuCaps caps)
         {
-            if (_offerApx && CpuCaps.HardwareHas(model, CpuFeatures.ApxF))
+            if (offerApx && CpuCaps.HardwareHas(model, CpuFeatures.ApxF))
                 caps.Set(CpuFeatures.ApxF);
         }
-        public void VcpuCreate(Vcpu vcpu) { }
-        public void VcpuReset(Vcpu vcpu, bool initEvent) { }
-        public void CacheReg(Vcpu vcpu, VcpuReg reg) => throw new NotSupportedException();
-        public ExitFastpath Run(Vcpu vcpu) => throw new NotSupportedException();
-        public int HandleExit(Vcpu vcpu, ExitFastpath fastpath) => throw new NotSupportedException();
-        public bool SkipEmulatedInstruction(Vcpu vcpu) { Skipped++; return true; }
-        public Segment GetSegment(Vcpu vcpu, int seg) => default;
-        public void SetSegment(Vcpu vcpu, int seg, Segment value) { }
-        public int GetCpl(Vcpu vcpu) => 0;
-        public DescriptorTable GetGdt(Vcpu vcpu) => default;
-        public void SetGdt(Vcpu vcpu, DescriptorTable value) { }
-        public DescriptorTable GetIdt(Vcpu vcpu) => default;
-        public void SetIdt(Vcpu vcpu, DescriptorTable value) { }
-        public void SetCr0(Vcpu vcpu, ulong value) { }
-        public void SetCr4(Vcpu vcpu, ulong value) { }
-        public void SetEfer(Vcpu vcpu, ulong value) { }
-        public void FlushTlbAll(Vcpu vcpu) { }
-        public void FlushTlbCurrent(Vcpu vcpu) { }
-        public void FlushTlbGva(Vcpu vcpu, ulong gva) { }
-        public void FlushTlbGuest(Vcpu vcpu) { }
-        public void InjectException(Vcpu vcpu, int vector, bool hasErrorCode, uint errorCode) => Injected.Add(vector);
+        public override bool SkipEmulatedInstruction(Vcpu vcpu) { Skipped++; return true; }
+        public override void InjectException(Vcpu vcpu, int vector, bool hasErrorCode, uint errorCode) => Injected.Add(vector);
     }
 
     private sealed class Guest : IDisposable

@@ -285,7 +285,7 @@ public class TdpMmuTests
     [Test]
     public void Zap_OnAVm_RequestsATlbFlushOnEveryVcpu()
     {
-        var kvm = KvmX86.Register(new MinimalOps(), HostCpuModel.Zen5);
+        var kvm = KvmX86.Register(new StubOps(), HostCpuModel.Zen5);
         using var vm = kvm.CreateVm();
         vm.SetUserMemoryRegion(0, 0, 0x200000);
         var v0 = vm.CreateVcpu(0);
@@ -296,34 +296,5 @@ public class TdpMmuTests
         mmu.Zap();
         Assert.That(v0.PendingRequests & VcpuRequest.TlbFlush, Is.EqualTo(VcpuRequest.TlbFlush));
         Assert.That(v1.PendingRequests & VcpuRequest.TlbFlush, Is.EqualTo(VcpuRequest.TlbFlush));
-    }
-
-    /// <summary>Just enough of a vendor to create a VM and vCPUs; nothing here runs a guest.</summary>
-    private sealed class MinimalOps : IX86Ops
-    {
-        public string Name => "test";
-        public CpuFeature HardwareFeature => CpuFeatures.Lm; // any feature the model has
-        public void HardwareSetup(HostCpuModel model, CpuCaps caps) { }
-        public void VcpuCreate(Vcpu vcpu) { }
-        public void VcpuReset(Vcpu vcpu, bool initEvent) { }
-        public void CacheReg(Vcpu vcpu, VcpuReg reg) => throw new NotSupportedException();
-        public ExitFastpath Run(Vcpu vcpu) => throw new NotSupportedException();
-        public int HandleExit(Vcpu vcpu, ExitFastpath fastpath) => throw new NotSupportedException();
-        public bool SkipEmulatedInstruction(Vcpu vcpu) => throw new NotSupportedException();
-        public Segment GetSegment(Vcpu vcpu, int seg) => default;
-        public void SetSegment(Vcpu vcpu, int seg, Segment value) { }
-        public int GetCpl(Vcpu vcpu) => 0;
-        public DescriptorTable GetGdt(Vcpu vcpu) => default;
-        public void SetGdt(Vcpu vcpu, DescriptorTable value) { }
-        public DescriptorTable GetIdt(Vcpu vcpu) => default;
-        public void SetIdt(Vcpu vcpu, DescriptorTable value) { }
-        public void SetCr0(Vcpu vcpu, ulong value) { }
-        public void SetCr4(Vcpu vcpu, ulong value) { }
-        public void SetEfer(Vcpu vcpu, ulong value) { }
-        public void FlushTlbAll(Vcpu vcpu) { }
-        public void FlushTlbCurrent(Vcpu vcpu) { }
-        public void FlushTlbGva(Vcpu vcpu, ulong gva) { }
-        public void FlushTlbGuest(Vcpu vcpu) { }
-        public void InjectException(Vcpu vcpu, int vector, bool hasErrorCode, uint errorCode) { }
     }
 }
