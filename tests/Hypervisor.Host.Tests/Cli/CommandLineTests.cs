@@ -8,19 +8,11 @@ namespace Hypervisor.Host.Tests.Cli;
 
 public class CommandLineTests
 {
-    private static readonly HostConsole Quiet = new(Stream.Null, TextWriter.Null, TextWriter.Null);
-
-    private static (ParseResult Parse, RunCommand Run) ParseRun(params string[] args)
-    {
-        var root = HvCommandLine.Create(Quiet, NullLoggerFactory.Instance);
-        var run = root.Subcommands.OfType<RunCommand>().Single();
-        return (root.Parse(args), run);
-    }
 
     [Test]
     public void Run_Defaults_256MiBNoLimitNoStats()
     {
-        var (p, run) = ParseRun("run", "kernel.elf");
+        var (p, run) = InProcessHv.ParseRun("run", "kernel.elf");
         Assert.That(p.Errors, Is.Empty);
         Assert.That(p.GetValue(run.Image)!.Name, Is.EqualTo("kernel.elf"));
         Assert.That(p.GetValue(run.Memory).Bytes, Is.EqualTo(256UL << 20));
@@ -37,7 +29,7 @@ public class CommandLineTests
     [Test]
     public void Run_MachineOptions_AreParsed()
     {
-        var (p, run) = ParseRun("run", "k.bin", "--vendor", "bare", "--host-cpu", "zen4", "--cpu", "host,-eraps,+pcid", "--intercept", "invpcid,cr3");
+        var (p, run) = InProcessHv.ParseRun("run", "k.bin", "--vendor", "bare", "--host-cpu", "zen4", "--cpu", "host,-eraps,+pcid", "--intercept", "invpcid,cr3");
         Assert.That(p.Errors, Is.Empty);
         Assert.That(p.GetValue(run.Vendor), Is.EqualTo("bare"));
         Assert.That(p.GetValue(run.HostCpu), Is.EqualTo("zen4"));
@@ -53,7 +45,7 @@ public class CommandLineTests
     [TestCase("--intercept", "cr3,cr4", "--intercept: unknown intercept 'cr4'; hv can add: cr3,invpcid")]
     public void Run_BadMachineOption_IsAParseError(string option, string value, string message)
     {
-        var (p, _) = ParseRun("run", "k.bin", option, value);
+        var (p, _) = InProcessHv.ParseRun("run", "k.bin", option, value);
         Assert.That(p.Errors.Select(e => e.Message), Has.Some.StartsWith(message));
     }
 
@@ -71,7 +63,7 @@ public class CommandLineTests
     [Test]
     public void Run_AllOptions_AreParsed()
     {
-        var (p, run) = ParseRun("run", "k.bin", "--memory", "1G", "--max-instructions", "5000", "--stats");
+        var (p, run) = InProcessHv.ParseRun("run", "k.bin", "--memory", "1G", "--max-instructions", "5000", "--stats");
         Assert.That(p.Errors, Is.Empty);
         Assert.That(p.GetValue(run.Memory).Bytes, Is.EqualTo(1UL << 30));
         Assert.That(p.GetValue(run.MaxInstructions), Is.EqualTo(5000));
@@ -81,14 +73,14 @@ public class CommandLineTests
     [Test]
     public void Run_ShortMemoryAlias_IsAccepted()
     {
-        var (p, run) = ParseRun("run", "k.bin", "-m", "64M");
+        var (p, run) = InProcessHv.ParseRun("run", "k.bin", "-m", "64M");
         Assert.That(p.GetValue(run.Memory).Bytes, Is.EqualTo(64UL << 20));
     }
 
     [Test]
     public void Run_BadMemory_IsAParseError()
     {
-        var (p, _) = ParseRun("run", "k.bin", "--memory", "lots");
+        var (p, _) = InProcessHv.ParseRun("run", "k.bin", "--memory", "lots");
         Assert.That(p.Errors.Select(e => e.Message), Has.Some.Contains("--memory: 'lots' is not a memory size"));
     }
 

@@ -13,17 +13,10 @@ public class RunOptionsTests
 {
     private static readonly HostConsole Quiet = new(Stream.Null, TextWriter.Null, TextWriter.Null);
 
-    private static (ParseResult Parse, RunCommand Run) ParseRun(params string[] args)
-    {
-        var root = HvCommandLine.Create(Quiet, NullLoggerFactory.Instance);
-        var run = root.Subcommands.OfType<RunCommand>().Single();
-        return (root.Parse(args), run);
-    }
-
     [Test]
     public void Parse_BootOptions()
     {
-        var (p, run) = ParseRun("run", "k.bin", "--append", "console=ttyS0 quiet", "--initrd", "initrd.img",
+        var (p, run) = InProcessHv.ParseRun("run", "k.bin", "--append", "console=ttyS0 quiet", "--initrd", "initrd.img",
             "--module", "a.bin,x=1", "--module", "b.bin", "--load", "flat:0x200000,mode=64", "-q", "--log-level", "debug");
         Assert.That(p.Errors, Is.Empty);
         Assert.That(p.GetValue(run.Append), Is.EqualTo("console=ttyS0 quiet"));
@@ -37,7 +30,7 @@ public class RunOptionsTests
     [Test]
     public void Parse_Defaults_NoBootOptions()
     {
-        var (p, run) = ParseRun("run", "k.bin");
+        var (p, run) = InProcessHv.ParseRun("run", "k.bin");
         Assert.That((p.GetValue(run.Append), p.GetValue(run.Initrd), p.GetValue(run.Module), p.GetValue(run.Load), p.GetValue(run.Quiet), p.GetValue(run.LogLevelOption)),
             Is.EqualTo(((string?)null, (FileInfo?)null, Array.Empty<string>(), (FlatLoadSpec?)null, false, (LogLevel?)null)));
     }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Text;
 using Hypervisor.Host.Cli;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,6 +14,14 @@ internal sealed record HvOutcome(int Status, byte[] Serial, string Out, string E
 /// <summary>Runs the <c>hv</c> command line in this process with captured console streams.</summary>
 internal static class InProcessHv
 {
+    /// <summary>Parses an <c>hv run</c> command line without running it, with the command that parsed it.</summary>
+    public static (ParseResult Parse, RunCommand Run) ParseRun(params string[] args)
+    {
+        var root = HvCommandLine.Create(new HostConsole(Stream.Null, TextWriter.Null, TextWriter.Null), NullLoggerFactory.Instance);
+        var run = root.Subcommands.OfType<RunCommand>().Single();
+        return (root.Parse(args), run);
+    }
+
     public static HvOutcome Invoke(params string[] args)
     {
         var serial = new MemoryStream();
