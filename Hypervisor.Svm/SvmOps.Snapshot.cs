@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Hypervisor.Core.Snapshots;
 using Hypervisor.Core.X86;
@@ -45,8 +44,8 @@ public sealed class SvmSnapshotState : ISnapshotVendorState
             if (!covered[i] && page[i] != 0)
                 other.Add(new JsonObject { ["offset"] = Hex16((ushort)i), ["value"] = Hex8(page[i]) });
         o["otherBytes"] = other;
-        o["iopmSha256"] = Convert.ToHexStringLower(SHA256.HashData(svm.Iopm.Bytes));
-        o["msrpmSha256"] = Convert.ToHexStringLower(SHA256.HashData(svm.Msrpm.Bytes));
+        o["iopmSha256"] = Sha256Hex(svm.Iopm.Bytes);
+        o["msrpmSha256"] = Sha256Hex(svm.Msrpm.Bytes);
         o["lastExitCode"] = Hex64((ulong)(long)svm.LastExitCode);
         o["nested"] = svm.Nested == null ? null : new JsonObject
         {
@@ -102,7 +101,7 @@ public sealed class SvmSnapshotState : ISnapshotVendorState
         }
         var svm = SvmOps.ToSvm(vcpu);
         // The maps follow from configuration: a difference means a different VM, not a state to carry.
-        if (Convert.ToHexStringLower(SHA256.HashData(svm.Iopm.Bytes)) != iopm || Convert.ToHexStringLower(SHA256.HashData(svm.Msrpm.Bytes)) != msrpm)
+        if (Sha256Hex(svm.Iopm.Bytes) != iopm || Sha256Hex(svm.Msrpm.Bytes) != msrpm)
             throw new SnapshotException("vmcb: the I/O or MSR permission map of the snapshot differs from this VM's (a different configuration)");
         if ((nested != null) != (svm.Nested != null))
             throw new SnapshotException("vmcb.nested: the snapshot and this VM differ in whether nested SVM is enabled");

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Hypervisor.Core.Snapshots;
 using Hypervisor.Core.X86;
@@ -27,15 +26,7 @@ public sealed class VmxSnapshotState : ISnapshotVendorState
 
     public string? CannotCapture(Vcpu vcpu) => null;
 
-    private static string Hash(params byte[][] parts)
-    {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var p in parts)
-            h.AppendData(p);
-        return Convert.ToHexStringLower(h.GetHashAndReset());
-    }
-
-    private static string BitmapHash(VcpuVmx vmx) => Hash(vmx.IoBitmaps.BitmapA.ToArray(), vmx.IoBitmaps.BitmapB.ToArray(), vmx.MsrBitmap.Bytes.ToArray());
+    private static string BitmapHash(VcpuVmx vmx) => Sha256Hex(vmx.IoBitmaps.BitmapA.ToArray(), vmx.IoBitmaps.BitmapB.ToArray(), vmx.MsrBitmap.Bytes.ToArray());
 
     public JsonObject Capture(Vcpu vcpu)
     {

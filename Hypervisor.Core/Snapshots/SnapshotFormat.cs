@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 
 namespace Hypervisor.Core.Snapshots;
@@ -19,6 +20,18 @@ public static class SnapshotFormat
         "format", "version", "vendor", "hostCpu", "vm", "regs", "sregs", "msrs", "xcr0", "xsave", "cpuid", "regCache", "rap",
         "<vendor>", "events", "clock", "exits", "tdp", "devices", "memory", "checksum",
     ];
+
+    /// <summary>The SHA-256 of <paramref name="parts"/> one after another, as lower-case hex: how
+    /// vendor sections record tables that follow from the VM's configuration (permission maps, bitmaps).</summary>
+    public static string Sha256Hex(params ReadOnlySpan<byte[]> parts)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var p in parts)
+            h.AppendData(p);
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    public static string Sha256Hex(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     public static string Hex64(ulong v) => "0x" + v.ToString("x16", CultureInfo.InvariantCulture);
     public static string Hex32(uint v) => "0x" + v.ToString("x8", CultureInfo.InvariantCulture);
